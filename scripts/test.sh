@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs the real tools the tests drive (ffmpeg,
+# Chromium), then runs every test of every crate. Under CI=true, tests that need those tools
+# must run; they fail rather than skip when a tool is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export RTMLIVE_FFMPEG9="$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
+cargo test --workspace --release --all-targets --locked 2>&1

@@ -1,0 +1,1 @@
+//! Pulling streams from upstream origins (HTTP-FLV, RTMP play), with failover and health.

@@ -1,0 +1,1 @@
+//! Signaling: miniSDP over UDP on the media port, WHEP and WHIP over HTTP, and stream tokens.
