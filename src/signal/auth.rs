@@ -218,7 +218,7 @@ impl TokenAuthority {
                 now: now_unix,
             });
         }
-        if !claims.binding.is_empty() && !client.iter().any(|c| *c == claims.binding.as_slice()) {
+        if !claims.binding.is_empty() && !client.contains(&claims.binding.as_slice()) {
             return Err(TokenError::WrongClient);
         }
         Ok(claims)
