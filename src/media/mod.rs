@@ -7,6 +7,7 @@ pub mod aac;
 pub mod amf0;
 pub mod bits;
 pub mod flv;
+pub mod flv_mux;
 pub mod frame;
 pub mod h264;
 pub mod h265;
