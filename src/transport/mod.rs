@@ -22,4 +22,4 @@ pub use session::{
     CloseReason, SessionError, SessionEvent, SessionParams, SessionStats, TrackParams, Transmit,
     ViewerSession,
 };
-// pub use shard::{MediaSource, Shard};
+pub use shard::{Lobby, MediaSource, Registrar, SessionId, Shard, ShardConfig, SignalingHandler};
