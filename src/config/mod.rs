@@ -67,14 +67,27 @@ fn build(
 ) -> Result<Loaded, ConfigError> {
     let mut config = match file {
         None => Config::default(),
-        Some((path, text)) => toml::from_str::<Config>(text).map_err(|e| ConfigError::Parse {
-            location: match e.span() {
-                Some(span) => file_location(path, text, span),
-                None => Location::FileDefault {
-                    path: path.to_owned(),
+        Some((path, text)) => toml::from_str::<Config>(text).map_err(|e| {
+            let message = e.message().trim_end();
+            let Some(span) = e.span() else {
+                return ConfigError::Parse {
+                    location: Location::FileDefault {
+                        path: path.to_owned(),
+                    },
+                    message: message.to_owned(),
+                };
+            };
+            // Name the key when the document parses (type errors, unknown keys).
+            let key = DeTable::parse(text)
+                .ok()
+                .and_then(|d| key_at(d.get_ref(), span.start, &KeyPath::default()));
+            ConfigError::Parse {
+                location: file_location(path, text, span),
+                message: match key {
+                    Some(k) => format!("{k}: {message}"),
+                    None => message.to_owned(),
                 },
-            },
-            message: e.message().trim_end().to_owned(),
+            }
         })?,
     };
 
@@ -96,7 +109,15 @@ fn build(
     let doc = file.and_then(|(_, text)| DeTable::parse(text).ok());
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     for f in validate::check(&config, None) {
-        let location = locate(&f.key, file, doc.as_ref(), &overrides);
+        let mut location = locate(&f.key, file, doc.as_ref(), &overrides);
+        if let (Location::FileDefault { .. }, Some(related)) = (&location, &f.related) {
+            // The key itself was not written; point at the one that was (e.g. the other half
+            // of an ordering rule).
+            let other = locate(related, file, doc.as_ref(), &overrides);
+            if !matches!(other, Location::FileDefault { .. }) {
+                location = other;
+            }
+        }
         let problem = Problem {
             severity: f.severity,
             location,
@@ -213,4 +234,30 @@ fn span_of(root: &DeTable<'_>, key: &KeyPath) -> Option<Range<usize>> {
         };
     }
     Some(value.span())
+}
+
+/// The key whose name or scalar value covers byte `offset`.
+fn key_at(table: &DeTable<'_>, offset: usize, base: &KeyPath) -> Option<KeyPath> {
+    for (k, v) in table.iter() {
+        let path = base.clone().key(k.get_ref().to_string());
+        if let Some(found) = value_key_at(v, offset, &path) {
+            return Some(found);
+        }
+        if k.span().contains(&offset) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn value_key_at(v: &toml::Spanned<DeValue<'_>>, offset: usize, path: &KeyPath) -> Option<KeyPath> {
+    match v.get_ref() {
+        DeValue::Table(t) => key_at(t, offset, path),
+        DeValue::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| value_key_at(item, offset, &path.clone().index(i)))
+            .or_else(|| v.span().contains(&offset).then(|| path.clone())),
+        _ => v.span().contains(&offset).then(|| path.clone()),
+    }
 }

@@ -20,10 +20,15 @@ pub struct Finding {
     pub key: KeyPath,
     pub problem: String,
     pub expected: String,
+    /// Another key the finding is about (the other listener, the other timeout): the location
+    /// shown when `key` itself is not written in the file.
+    pub related: Option<KeyPath>,
 }
 
 /// Shortest accepted `auth.token_secret`: HMAC-SHA256 keys shorter than this are guessable.
 pub const MIN_SECRET_BYTES: usize = 16;
+/// Secrets starting with this are the placeholders of `deploy/rtmlive.toml`.
+pub const PLACEHOLDER_PREFIX: &str = "CHANGE-ME";
 /// Smallest accepted `limits.gop_cache_max_bytes`: one 1080p keyframe alone can exceed 500 kB.
 pub const MIN_GOP_CACHE_BYTES: u64 = 1024 * 1024;
 /// Smallest accepted `limits.http_max_body_bytes`: a WHEP offer from a browser is ~4-8 kB.
@@ -53,7 +58,15 @@ impl Findings {
             key,
             problem: problem.into(),
             expected: expected.into(),
+            related: None,
         });
+    }
+
+    /// Attaches a related key to the last finding.
+    fn related(&mut self, key: KeyPath) {
+        if let Some(last) = self.0.last_mut() {
+            last.related = Some(key);
+        }
     }
 }
 
@@ -144,6 +157,7 @@ fn listeners(c: &Config, f: &mut Findings) {
                 format!("{addr} overlaps {other_key} ({other})"),
                 "a distinct address or port for each TCP listener (omit listen.admin.bind to serve the admin API on the HTTP listener)",
             );
+            f.related(other_key.clone());
         }
     }
 }
@@ -203,6 +217,7 @@ fn timeouts(c: &Config, f: &mut Findings) {
                 ),
                 format!("{later} >= {earlier} (both are measured from the same start)"),
             );
+            f.related(KeyPath::dotted("timeouts").key(earlier));
         }
     }
 }
@@ -235,6 +250,7 @@ fn limits(c: &Config, f: &mut Findings) {
             ),
             "max_pending_sessions <= max_sessions",
         );
+        f.related(KeyPath::dotted("limits.max_sessions"));
     }
     if l.gop_cache_max_bytes < MIN_GOP_CACHE_BYTES {
         f.error(
@@ -259,6 +275,7 @@ fn limits(c: &Config, f: &mut Findings) {
             ),
             "retransmit_cache_max_bytes >= gop_cache_max_bytes (no-drop: a whole GOP must be retransmittable)",
         );
+        f.related(KeyPath::dotted("limits.gop_cache_max_bytes"));
     }
     if l.http_max_body_bytes < MIN_HTTP_BODY_BYTES {
         f.error(
@@ -293,6 +310,7 @@ fn auth(c: &Config, f: &mut Findings) {
                 "a secret of at least {MIN_SECRET_BYTES} bytes, or auth.open = true (demo only)"
             ),
         );
+        f.related(KeyPath::dotted("auth.open"));
     } else if !a.token_secret.is_empty() && a.token_secret.len() < MIN_SECRET_BYTES {
         f.error(
             KeyPath::dotted("auth.token_secret"),
@@ -310,6 +328,11 @@ fn auth(c: &Config, f: &mut Findings) {
         } else {
             f.error(key, problem, expected);
         }
+        f.related(if c.listen.admin.bind.is_some() {
+            KeyPath::dotted("listen.admin.bind")
+        } else {
+            KeyPath::dotted("listen.http.bind")
+        });
     }
     for (name, key) in &a.ingest_keys {
         let path = KeyPath::dotted("auth.ingest_keys").key(name.clone());
@@ -317,6 +340,19 @@ fn auth(c: &Config, f: &mut Findings) {
             f.error(path, "is not a stream name", STREAM_NAME);
         } else if key.is_empty() {
             f.error(path, "is empty", "a non-empty stream key");
+        }
+    }
+    let placeholders = [
+        ("auth.token_secret", a.token_secret.as_str()),
+        ("auth.admin_token", a.admin_token.as_str()),
+    ];
+    for (key, value) in placeholders {
+        if value.starts_with(PLACEHOLDER_PREFIX) {
+            f.warn(
+                KeyPath::dotted(key),
+                "is still the example placeholder",
+                "a random secret (e.g. `openssl rand -hex 32`)",
+            );
         }
     }
     if a.open {
