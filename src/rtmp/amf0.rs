@@ -304,7 +304,9 @@ mod tests {
     #[test]
     fn known_bytes_decode() {
         // "onStatus" as ffmpeg sends it.
-        let b = [0x02, 0x00, 0x08, b'o', b'n', b'S', b't', b'a', b't', b'u', b's'];
+        let b = [
+            0x02, 0x00, 0x08, b'o', b'n', b'S', b't', b'a', b't', b'u', b's',
+        ];
         assert_eq!(decode_all(&b).unwrap(), vec![Amf0Value::string("onStatus")]);
     }
 

@@ -161,7 +161,9 @@ impl ChunkDecoder {
                 return Err(ChunkError::MissingHeader { csid, fmt });
             }
             if self.streams.len() >= self.limits.max_chunk_streams {
-                return Err(ChunkError::TooManyChunkStreams(self.limits.max_chunk_streams));
+                return Err(ChunkError::TooManyChunkStreams(
+                    self.limits.max_chunk_streams,
+                ));
             }
         }
         let prev = self.streams.get(&csid);

@@ -34,7 +34,11 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(app: impl Into<String>, tc_url: impl Into<String>, stream: impl Into<String>) -> Self {
+    pub fn new(
+        app: impl Into<String>,
+        tc_url: impl Into<String>,
+        stream: impl Into<String>,
+    ) -> Self {
         ClientConfig {
             app: app.into(),
             tc_url: tc_url.into(),
@@ -180,7 +184,11 @@ impl ClientSession {
                 self.state = State::CreatingStream;
             }
             "_result" if tx == TX_CREATE_STREAM && self.state == State::CreatingStream => {
-                let id = cmd.args.first().and_then(Amf0Value::as_number).unwrap_or(1.0);
+                let id = cmd
+                    .args
+                    .first()
+                    .and_then(Amf0Value::as_number)
+                    .unwrap_or(1.0);
                 if !(0.0..=f64::from(u32::MAX)).contains(&id) {
                     return Err(RtmpError::Protocol(format!("stream id {id} out of range")));
                 }
@@ -210,7 +218,8 @@ impl ClientSession {
             "onStatus" => {
                 let level = status_field(&cmd, "level");
                 let (code, description) = status_of(&cmd);
-                if level == "error" || code.ends_with("Failed") || code.ends_with("StreamNotFound") {
+                if level == "error" || code.ends_with("Failed") || code.ends_with("StreamNotFound")
+                {
                     return Err(RtmpError::Refused { code, description });
                 }
                 match code.as_str() {

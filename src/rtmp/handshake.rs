@@ -67,7 +67,11 @@ impl Handshake {
 
     /// Consumes handshake bytes from `input` (leaving any chunk-stream bytes that follow), and
     /// appends the response to `out`. Returns whether the handshake is now done.
-    pub fn process(&mut self, input: &mut BytesMut, out: &mut Vec<u8>) -> Result<bool, HandshakeError> {
+    pub fn process(
+        &mut self,
+        input: &mut BytesMut,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, HandshakeError> {
         loop {
             match self.state {
                 State::AwaitC0C1 => {

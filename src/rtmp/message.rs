@@ -65,7 +65,10 @@ pub enum UserControl {
     StreamBegin(u32),
     StreamEof(u32),
     StreamDry(u32),
-    SetBufferLength { stream_id: u32, millis: u32 },
+    SetBufferLength {
+        stream_id: u32,
+        millis: u32,
+    },
     StreamIsRecorded(u32),
     PingRequest(u32),
     PingResponse(u32),
@@ -91,10 +94,16 @@ pub enum Message {
     Ack(u32),
     UserControl(UserControl),
     WindowAckSize(u32),
-    SetPeerBandwidth { size: u32, limit_type: u8 },
+    SetPeerBandwidth {
+        size: u32,
+        limit_type: u8,
+    },
     /// Audio, video or script data (aggregates arrive as several of these).
     Media(Vec<MediaTag>),
-    Command { stream_id: u32, command: Command },
+    Command {
+        stream_id: u32,
+        command: Command,
+    },
     /// A message type this implementation ignores (shared objects, AMF3 data it cannot read).
     Ignored(u8),
 }
@@ -146,7 +155,9 @@ impl Message {
                 timestamp: raw.timestamp,
                 body: raw.payload.clone(),
             }]),
-            type_id::DATA_AMF0 => Message::Media(vec![script_tag(raw.timestamp, raw.payload.clone())?]),
+            type_id::DATA_AMF0 => {
+                Message::Media(vec![script_tag(raw.timestamp, raw.payload.clone())?])
+            }
             type_id::DATA_AMF3 => match p.first() {
                 // An AMF3 data message whose first byte is 0 is AMF0 inside (what encoders send).
                 Some(0) => Message::Media(vec![script_tag(raw.timestamp, raw.payload.slice(1..))?]),
@@ -169,7 +180,10 @@ impl Message {
 fn parse_user_control(p: &[u8]) -> Result<UserControl, MessageError> {
     let t = type_id::USER_CONTROL;
     let Some(ev) = p.get(0..2) else {
-        return Err(MessageError::TooShort { type_id: t, len: p.len() });
+        return Err(MessageError::TooShort {
+            type_id: t,
+            len: p.len(),
+        });
     };
     let ev = u16::from_be_bytes([ev[0], ev[1]]);
     let rest = &p[2..];
@@ -236,7 +250,10 @@ fn parse_aggregate(raw: &RawMessage) -> Result<Vec<MediaTag>, MessageError> {
     while pos < p.len() {
         let h = p.get(pos..pos + 11).ok_or(MessageError::BadAggregate)?;
         let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
-        let ts = (u32::from(h[7]) << 24) | (u32::from(h[4]) << 16) | (u32::from(h[5]) << 8) | u32::from(h[6]);
+        let ts = (u32::from(h[7]) << 24)
+            | (u32::from(h[4]) << 16)
+            | (u32::from(h[5]) << 8)
+            | u32::from(h[6]);
         let start = pos + 11;
         let end = start.checked_add(len).ok_or(MessageError::BadAggregate)?;
         if end > p.len() {
@@ -246,8 +263,16 @@ fn parse_aggregate(raw: &RawMessage) -> Result<Vec<MediaTag>, MessageError> {
         let timestamp = raw.timestamp.wrapping_add(ts.wrapping_sub(first));
         let body = p.slice(start..end);
         match h[0] & 0x1f {
-            type_id::AUDIO => tags.push(MediaTag { kind: TagKind::Audio, timestamp, body }),
-            type_id::VIDEO => tags.push(MediaTag { kind: TagKind::Video, timestamp, body }),
+            type_id::AUDIO => tags.push(MediaTag {
+                kind: TagKind::Audio,
+                timestamp,
+                body,
+            }),
+            type_id::VIDEO => tags.push(MediaTag {
+                kind: TagKind::Video,
+                timestamp,
+                body,
+            }),
             type_id::DATA_AMF0 => tags.push(script_tag(timestamp, body)?),
             _ => {}
         }
@@ -306,14 +331,22 @@ impl Writer<'_> {
     }
 
     /// An AMF0 command: name, transaction id, then `values` (command object and arguments).
-    pub fn command(&mut self, csid: u32, stream_id: u32, name: &str, transaction_id: f64, values: &[Amf0Value]) {
+    pub fn command(
+        &mut self,
+        csid: u32,
+        stream_id: u32,
+        name: &str,
+        transaction_id: f64,
+        values: &[Amf0Value],
+    ) {
         let mut b = Vec::new();
         Amf0Value::string(name).encode(&mut b);
         Amf0Value::Number(transaction_id).encode(&mut b);
         for v in values {
             v.encode(&mut b);
         }
-        self.enc.write(csid, 0, type_id::COMMAND_AMF0, stream_id, &b, self.out);
+        self.enc
+            .write(csid, 0, type_id::COMMAND_AMF0, stream_id, &b, self.out);
     }
 
     /// An `onStatus` on a message stream.
@@ -323,7 +356,13 @@ impl Writer<'_> {
             ("code", Amf0Value::string(code)),
             ("description", Amf0Value::string(description)),
         ]);
-        self.command(csid::STREAM_COMMAND, stream_id, "onStatus", 0.0, &[Amf0Value::Null, info]);
+        self.command(
+            csid::STREAM_COMMAND,
+            stream_id,
+            "onStatus",
+            0.0,
+            &[Amf0Value::Null, info],
+        );
     }
 
     /// A media message (FLV tag body) on a message stream.
@@ -333,7 +372,14 @@ impl Writer<'_> {
             TagKind::Video => csid::VIDEO,
             TagKind::Script => csid::DATA,
         };
-        self.enc.write(cs, tag.timestamp, tag.kind.type_id(), stream_id, &tag.body, self.out);
+        self.enc.write(
+            cs,
+            tag.timestamp,
+            tag.kind.type_id(),
+            stream_id,
+            &tag.body,
+            self.out,
+        );
     }
 }
 

@@ -8,11 +8,11 @@
 
 pub mod amf0;
 pub mod chunk;
+pub mod client;
 mod conn;
 pub mod error;
 pub mod handshake;
 pub mod message;
-pub mod client;
 pub mod server;
 
 pub use client::{ClientConfig, ClientEvent, ClientSession};

@@ -131,9 +131,12 @@ impl ServerSession {
     /// Refuses the pending publish with an error `onStatus`; the caller then closes.
     pub fn reject_publish(&mut self, description: &str) {
         if let State::PublishPending { stream_id } = self.state {
-            self.conn
-                .writer()
-                .on_status(stream_id, "error", "NetStream.Publish.BadName", description);
+            self.conn.writer().on_status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                description,
+            );
             self.state = State::Unpublished;
         }
     }
@@ -164,7 +167,11 @@ impl ServerSession {
         let tx = cmd.transaction_id;
         match (cmd.name.as_str(), &self.state) {
             ("connect", State::AwaitConnect) => {
-                let app = cmd.object.get("app").and_then(Amf0Value::as_str).unwrap_or("");
+                let app = cmd
+                    .object
+                    .get("app")
+                    .and_then(Amf0Value::as_str)
+                    .unwrap_or("");
                 let (app, query) = split_query(app.trim_end_matches('/'));
                 self.app = app.to_owned();
                 self.app_query = query.to_owned();
@@ -196,9 +203,13 @@ impl ServerSession {
                     ("description", Amf0Value::string("Connection succeeded.")),
                     ("objectEncoding", Amf0Value::Number(0.0)),
                 ]);
-                self.conn
-                    .writer()
-                    .command(csid::COMMAND, 0, "_result", tx, &[Amf0Value::Object(props), info]);
+                self.conn.writer().command(
+                    csid::COMMAND,
+                    0,
+                    "_result",
+                    tx,
+                    &[Amf0Value::Object(props), info],
+                );
                 self.state = State::Connected;
             }
             ("connect", _) => return Err(RtmpError::Protocol("second connect".into())),
