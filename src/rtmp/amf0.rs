@@ -320,7 +320,7 @@ mod tests {
             decode_all(&[0x0a, 0xff, 0xff, 0xff, 0xff]),
             Err(Amf0Error::Truncated)
         );
-        let deep = vec![0x0a, 0, 0, 0, 1].repeat(100);
+        let deep = [0x0a, 0, 0, 0, 1].repeat(100);
         assert_eq!(decode_all(&deep), Err(Amf0Error::TooDeep));
     }
 

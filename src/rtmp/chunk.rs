@@ -461,12 +461,7 @@ mod tests {
             let _ = d.set_chunk_size(size);
             for c in chunks {
                 d.push(&c);
-                loop {
-                    match d.poll() {
-                        Ok(Some(_)) => {}
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+                while let Ok(Some(_)) = d.poll() {}
             }
         }
 

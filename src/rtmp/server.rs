@@ -227,16 +227,14 @@ impl ServerSession {
                     &[Amf0Value::Null, Amf0Value::Number(f64::from(id))],
                 );
             }
-            ("releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw", _) => {
-                if tx != 0.0 {
-                    self.conn.writer().command(
-                        csid::COMMAND,
-                        0,
-                        "_result",
-                        tx,
-                        &[Amf0Value::Null, Amf0Value::Undefined],
-                    );
-                }
+            ("releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw", _) if tx != 0.0 => {
+                self.conn.writer().command(
+                    csid::COMMAND,
+                    0,
+                    "_result",
+                    tx,
+                    &[Amf0Value::Null, Amf0Value::Undefined],
+                );
             }
             ("publish", State::Connected) => {
                 let name = cmd.args.first().and_then(Amf0Value::as_str).unwrap_or("");
