@@ -1,7 +1,10 @@
 //! player-test: the QA player and load generator for rtmlive.
 
+pub mod impair;
 pub mod jitter;
+pub mod measure;
 pub mod nack;
 pub mod packet;
+pub mod playout;
 pub mod rng;
 pub mod seq;
