@@ -6,5 +6,6 @@ pub mod measure;
 pub mod nack;
 pub mod packet;
 pub mod playout;
+pub mod report;
 pub mod rng;
 pub mod seq;
