@@ -1,5 +1,6 @@
 //! player-test: the QA player and load generator for rtmlive.
 
+pub mod client;
 pub mod impair;
 pub mod jitter;
 pub mod measure;
