@@ -9,4 +9,6 @@ pub mod packet;
 pub mod playout;
 pub mod report;
 pub mod rng;
+pub mod rtp_in;
 pub mod seq;
+pub mod session;
