@@ -367,6 +367,28 @@ proptest! {
     }
 
     #[test]
+    fn sdp_text_round_trips(lines in proptest::collection::vec(
+        (prop_oneof![Just("a="), Just("m="), Just("c="), Just("b="), Just("i="), Just("s="), Just("t=")],
+         prop_oneof![
+            Just("rtpmap:".to_string()), Just("fmtp:".to_string()), Just("candidate:".to_string()),
+            Just("extmap:".to_string()), Just("ssrc:".to_string()), Just("fingerprint:sha-256 ".to_string()),
+            Just("group:BUNDLE".to_string()), Just("rtcp-fb:".to_string()), Just("msid:".to_string()),
+            Just("audio 9 UDP/TLS/RTP/SAVPF ".to_string()), Just(String::new()),
+         ],
+         "[ a-zA-Z0-9:/.=;*-]{0,40}"), 0..30)) {
+        let mut text = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n");
+        for (t, head, body) in lines {
+            text.push_str(t);
+            text.push_str(&head);
+            text.push_str(&body);
+            text.push_str("\n");
+        }
+        if let Ok(sdp) = Sdp::parse(&text) {
+            prop_assert_eq!(Sdp::parse(&sdp.to_string()).unwrap(), sdp);
+        }
+    }
+
+    #[test]
     fn sdp_parser_never_panics(s in "(?s)[vosctma=:/ 0-9a-z\\r\\n-]{0,400}") {
         let _ = Sdp::parse(&s);
     }
