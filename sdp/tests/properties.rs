@@ -381,7 +381,7 @@ proptest! {
             text.push_str(t);
             text.push_str(&head);
             text.push_str(&body);
-            text.push_str("\n");
+            text.push('\n');
         }
         if let Ok(sdp) = Sdp::parse(&text) {
             prop_assert_eq!(Sdp::parse(&sdp.to_string()).unwrap(), sdp);

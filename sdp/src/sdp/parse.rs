@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn multibyte_line_type_is_an_error_not_a_panic() {
-        assert_eq!(Sdp::parse("é=x").unwrap_err().kind, ParseErrorKind::MissingVersion);
+        assert_eq!(
+            Sdp::parse("é=x").unwrap_err().kind,
+            ParseErrorKind::MissingVersion
+        );
         let s = Sdp::parse("v=0\no=- 1 1 IN IP4 a\né=x\n").unwrap();
         assert_eq!(s.extra_lines, [('é', "x".to_string())]);
     }
