@@ -218,6 +218,7 @@ impl MiniSdpHandler {
             push_pull: offer.push_pull,
             auth: Vec::new(),
             ticket: None,
+            ..CompressOptions::new(offer.version, SdpKind::Answer, &offer.url)
         };
         let answer = match MiniSdp::from_sdp(&neg.answer, &opts).map(|m| m.encode()) {
             Ok(Ok(bytes)) => bytes,
