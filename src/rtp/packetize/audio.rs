@@ -1,10 +1,12 @@
 //! The audio packetizer: AAC (LATM or ADTS framing) and Opus.
 //!
-//! Audio timestamps are kept sample-continuous: when the previous frame's RTP timestamp plus its
-//! sample count maps back to this frame's millisecond DTS, that value is used; otherwise (a gap,
-//! a jitter in the source's rounding, the first frame) the timestamp is re-anchored on
-//! `ms_to_clock(dts)`. Either way `clock_to_ms` of the value is exactly the frame's DTS, so the
-//! round trip stays lossless while decoders see the clean 1024-sample steps they expect.
+//! Audio RTP timestamps are kept sample-continuous: when the previous frame's timestamp plus its
+//! sample count lands within one millisecond of this frame's DTS (the precision of FLV/RTMP
+//! timestamps, which muxers round inconsistently: ffmpeg writes 1024-sample frames at 44.1 kHz as
+//! 0, 23, 46, 69, 93 ms), that value is used; otherwise (a gap, the first frame) the timestamp is
+//! re-anchored on `ms_to_clock(dts)`. Decoders see the clean 1024-sample steps they expect.
+//! The decoding-timestamp extension carries the exact `ms_to_clock(dts)`, so the round trip of
+//! the millisecond DTS stays lossless.
 
 use bytes::{BufMut, BytesMut};
 
@@ -69,7 +71,8 @@ pub struct AudioPacketizer {
     adts: Option<AdtsTemplate>,
     /// Ticks per access unit when fixed (AAC), for sample continuity.
     fixed_samples: Option<u32>,
-    /// Unwrapped DTS clock of the previous frame and the ticks it lasts.
+    /// Unwrapped playout clock (RTP timestamp without CTS) of the previous frame and the ticks
+    /// it lasts.
     previous: Option<(i64, Option<u32>)>,
     send_config: bool,
     frames_since_config: u32,
@@ -183,15 +186,16 @@ impl AudioPacketizer {
 
         // Timestamps (see the module doc).
         let rate = self.clock_rate;
-        let dts_clock = match self.previous {
-            Some((prev, Some(step))) if clock_to_ms(prev + i64::from(step), rate) == frame.dts => {
+        let exact = ms_to_clock(frame.dts, rate);
+        let playout = match self.previous {
+            Some((prev, Some(step))) if (clock_to_ms(prev + i64::from(step), rate) - frame.dts).abs() <= 1 => {
                 prev + i64::from(step)
             }
-            _ => ms_to_clock(frame.dts, rate),
+            _ => exact,
         };
         let cts_clock = i32::try_from(ms_to_clock(i64::from(frame.cts), rate))
             .map_err(|_| PacketizeError::CompositionOutOfRange(frame.cts))?;
-        let timestamp = wire(dts_clock + i64::from(cts_clock));
+        let timestamp = wire(playout + i64::from(cts_clock));
 
         // The payload stream: a framing prefix, then the AU.
         self.prefix.clear();
@@ -243,7 +247,7 @@ impl AudioPacketizer {
             last: (first_seq + count as u64 - 1) as u16,
         };
         let vals = FrameValues {
-            dts: wire(dts_clock),
+            dts: wire(exact),
             cts: cts_clock,
             frame_type: None,
             ref_ts: None,
@@ -298,7 +302,7 @@ impl AudioPacketizer {
             Codec::Opus => opus::packet_samples(au),
             _ => self.fixed_samples,
         };
-        self.previous = Some((dts_clock, step));
+        self.previous = Some((playout, step));
         if with_config {
             self.send_config = false;
             self.frames_since_config = 0;
@@ -351,6 +355,16 @@ mod tests {
             assert_eq!(m.timestamp, 1024 * i as u32);
             assert!(m.marker);
         }
+        // ffmpeg's FLV timestamps (rescaled with error carry, not rounded per frame) too.
+        let mut p = AudioPacketizer::new(AudioPacketizerConfig::new(1, 97), aac(44_100, &[0x12, 0x10])).unwrap();
+        out.clear();
+        for dts in [0, 23, 46, 69, 93, 116, 139, 162, 186, 209, 232, 255] {
+            p.push(&frame(dts, 200), &mut out).unwrap();
+        }
+        assert!(out.iter().enumerate().all(|(i, m)| m.timestamp == 1024 * i as u32));
+        let v = crate::rtp::RtpView::parse(out[3].bytes.clone(), &ExtensionIds::default()).unwrap();
+        assert_eq!(v.rtm.decoding_timestamp, Some(3043), "exact 69 ms, not the playout 3072");
+        out.clear();
         // A gap re-anchors on the millisecond mapping.
         out.clear();
         p.push(&frame(10_000, 200), &mut out).unwrap();
