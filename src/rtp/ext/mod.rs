@@ -278,7 +278,11 @@ pub fn write_aac_config(asc: &[u8]) -> Result<&[u8], ValueError> {
     match asc.len() {
         0 => Err(ValueError::EmptyAacConfig),
         1..=255 => Ok(asc),
-        len => Err(ValueError::WrongLength { ext: RtmExt::AacConfig, len, expected: 255 }),
+        len => Err(ValueError::WrongLength {
+            ext: RtmExt::AacConfig,
+            len,
+            expected: 255,
+        }),
     }
 }
 
@@ -446,7 +450,9 @@ impl RtmExtensions {
         let cts = self.composition_time.map(write_composition_time);
         let range = self.frame_seq_range.map(write_frame_seq_range);
         let ft = self.frame_type.map(write_frame_type);
-        let rf = self.reference_frame_timestamp.map(write_reference_frame_timestamp);
+        let rf = self
+            .reference_frame_timestamp
+            .map(write_reference_frame_timestamp);
         let values: [(RtmExt, Option<&[u8]>); 6] = [
             (RtmExt::DecodingTimestamp, dts.as_ref().map(|v| &v[..])),
             (RtmExt::CompositionTime, cts.as_ref().map(|v| &v[..])),

@@ -188,7 +188,9 @@ impl AudioPacketizer {
         let rate = self.clock_rate;
         let exact = ms_to_clock(frame.dts, rate);
         let playout = match self.previous {
-            Some((prev, Some(step))) if (clock_to_ms(prev + i64::from(step), rate) - frame.dts).abs() <= 1 => {
+            Some((prev, Some(step)))
+                if (clock_to_ms(prev + i64::from(step), rate) - frame.dts).abs() <= 1 =>
+            {
                 prev + i64::from(step)
             }
             _ => exact,
@@ -356,14 +358,26 @@ mod tests {
             assert!(m.marker);
         }
         // ffmpeg's FLV timestamps (rescaled with error carry, not rounded per frame) too.
-        let mut p = AudioPacketizer::new(AudioPacketizerConfig::new(1, 97), aac(44_100, &[0x12, 0x10])).unwrap();
+        let mut p = AudioPacketizer::new(
+            AudioPacketizerConfig::new(1, 97),
+            aac(44_100, &[0x12, 0x10]),
+        )
+        .unwrap();
         out.clear();
         for dts in [0, 23, 46, 69, 93, 116, 139, 162, 186, 209, 232, 255] {
             p.push(&frame(dts, 200), &mut out).unwrap();
         }
-        assert!(out.iter().enumerate().all(|(i, m)| m.timestamp == 1024 * i as u32));
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(i, m)| m.timestamp == 1024 * i as u32)
+        );
         let v = crate::rtp::RtpView::parse(out[3].bytes.clone(), &ExtensionIds::default()).unwrap();
-        assert_eq!(v.rtm.decoding_timestamp, Some(3043), "exact 69 ms, not the playout 3072");
+        assert_eq!(
+            v.rtm.decoding_timestamp,
+            Some(3043),
+            "exact 69 ms, not the playout 3072"
+        );
         out.clear();
         // A gap re-anchors on the millisecond mapping.
         out.clear();
