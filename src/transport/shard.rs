@@ -76,10 +76,13 @@ pub trait SignalingHandler: Send {
     fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], shard: &mut Registrar<'_>);
 }
 
+/// A session waiting in the [`Lobby`] with its media source.
+type Parked = (ViewerSession, Box<dyn MediaSource>);
+
 /// Sessions signaled outside the media port (WHEP), waiting for their first STUN packet on
 /// whichever shard the client's 5-tuple lands. Bounded.
 pub struct Lobby {
-    sessions: HashMap<Box<[u8]>, (ViewerSession, Box<dyn MediaSource>)>,
+    sessions: HashMap<Box<[u8]>, Parked>,
     capacity: usize,
 }
 
