@@ -49,7 +49,10 @@ fn run(stalled: bool) -> (Duration, u64) {
                 if stalled {
                     // A consumer stuck in a slow sink: never drains.
                     std::thread::sleep(Duration::from_millis(5));
-                } else if queue.drain(1024, |s| drop(std::hint::black_box(s))) == 0 {
+                } else if queue.drain(1024, |s| {
+                    std::hint::black_box(s);
+                }) == 0
+                {
                     std::thread::yield_now();
                 }
             }
