@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod media;
 pub mod ops;
 pub mod origin;
+pub mod rtmp;
 pub mod rtp;
 pub mod signal;
 pub mod transport;
