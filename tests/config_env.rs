@@ -41,7 +41,10 @@ fn overrides_apply_on_top_of_the_file() {
     assert_eq!(c.limits.max_streams, 7, "file value kept");
     assert_eq!(c.limits.max_sessions, 20000);
     assert_eq!(c.timeouts.ice_consent, Duration::from_secs(45));
-    assert_eq!(c.listen.http.bind, "0.0.0.0:80".parse().unwrap());
+    assert_eq!(
+        c.listen.http.bind,
+        "0.0.0.0:80".parse::<std::net::SocketAddr>().unwrap()
+    );
     assert!(!c.listen.rtmp.enabled);
     assert_eq!(c.log.format, rtmlive::config::LogFormat::Json);
     assert_eq!(c.origins.health.failure_ratio, 0.25);
