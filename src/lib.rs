@@ -11,6 +11,7 @@
 //! Protocol cores are sans-IO: plain structs fed bytes and time, returning bytes and events.
 //! The I/O drivers (sockets, tasks) are thin wrappers around them.
 
+pub mod config;
 pub mod hub;
 pub mod ingest;
 pub mod media;
