@@ -1,3 +1,4 @@
 //! Accepting streams from broadcasters (RTMP publish, WHIP), HTTP-FLV out, and the demo source.
 
+pub mod flv_out;
 pub mod rtmp_server;
