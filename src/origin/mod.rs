@@ -17,4 +17,4 @@ pub mod url;
 
 pub use error::PullError;
 pub use pull::{PullConfig, PullLease, PullManager, PullTimeouts};
-pub use sink::{MediaSink, PullTarget};
+pub use sink::{HubTarget, MediaSink, PublisherSink, PullTarget};
