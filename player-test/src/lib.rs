@@ -1,6 +1,7 @@
 //! player-test: the QA player and load generator for rtmlive.
 
 pub mod client;
+pub mod http;
 pub mod impair;
 pub mod jitter;
 pub mod measure;
