@@ -14,4 +14,5 @@ pub mod rng;
 pub mod rtp_in;
 pub mod seq;
 pub mod session;
+pub mod signal;
 pub mod url;
