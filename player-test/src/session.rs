@@ -440,6 +440,17 @@ impl Session {
         self.dtls.close(now);
     }
 
+    /// The RTM extension IDs this session negotiated.
+    pub fn input_ids(&self) -> rtmlive::rtp::ExtensionIds {
+        self.remote.input.ids().clone()
+    }
+
+    /// Empties the jitter buffers before a re-pull; what they held is counted as dropped.
+    pub fn discard_for_repull(&mut self) {
+        self.video.reset();
+        self.audio.reset();
+    }
+
     /// Records a fatal error for the report.
     pub fn set_error(&mut self, e: String) {
         self.error = Some(e);

@@ -145,6 +145,8 @@ pub fn minisdp_offer(
 /// What the answer says, in the session's terms, plus the codecs for a decoder.
 pub struct Answer {
     pub remote: RemoteParams,
+    /// For RTM: the stop packet that ends the session (echoes the answer's svrsig).
+    pub stop_packet: Option<Vec<u8>>,
     pub video_codec: Option<Codec>,
     pub audio_codec: Option<Codec>,
 }
@@ -240,6 +242,7 @@ pub fn read_answer(ans: &Sdp, server: SocketAddr) -> Result<Answer, SignalError>
             input: RtpInput::new(ids, tracks, audio_clock),
             audio_clock,
         },
+        stop_packet: None,
         video_codec,
         audio_codec,
     })
@@ -255,6 +258,7 @@ pub async fn rtm_exchange(
     sock: &UdpSocket,
     server: SocketAddr,
     offer: &[u8],
+    token: Option<&str>,
     stages: &mut StageClock,
 ) -> Result<Answer, SignalError> {
     let mut buf = vec![0u8; 2048];
@@ -280,7 +284,16 @@ pub async fn rtm_exchange(
             if !m.status.is_ok() || m.kind == SdpKind::Error {
                 return Err(SignalError::Refused(m.status.0));
             }
-            return read_answer(&m.to_sdp(), server);
+            let mut answer = read_answer(&m.to_sdp(), server)?;
+            let stop = minisdp::StopPacket {
+                version: m.version,
+                status: minisdp::Status::OK,
+                seq: m.seq,
+                svrsig: m.reference_svrsig(),
+                auth: token.map(|t| t.as_bytes().to_vec()).unwrap_or_default(),
+            };
+            answer.stop_packet = stop.encode().ok();
+            return Ok(answer);
         }
     }
     Err(SignalError::Timeout(total))
