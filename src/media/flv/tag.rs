@@ -12,6 +12,9 @@ use crate::media::amf0;
 use crate::media::frame::{AudioConfig, Codec, Frame, FrameData, FrameKind, VideoConfig};
 use crate::media::{h264, h265};
 
+/// RTMP message type of AMF3-framed data messages (`@setDataFrame` from some publishers).
+const RTMP_DATA_AMF3: u8 = 15;
+
 /// Legacy and enhanced `FrameType` value of video info/command frames (no picture).
 const FRAME_TYPE_COMMAND: u8 = 5;
 
@@ -191,13 +194,15 @@ impl TagDemuxer {
     }
 
     /// Demuxes one tag body. `tag_type` is the FLV tag type / RTMP message type (8 audio,
-    /// 9 video, 18 script data; others are ignored), `timestamp` the full 32-bit millisecond
+    /// 9 video, 18 script data, 15 RTMP AMF3 data; others are ignored), `timestamp` the full 32-bit millisecond
     /// timestamp. On error nothing from this tag is emitted and the state stays usable.
     pub fn push_tag(&mut self, tag_type: u8, timestamp: u32, body: Bytes) -> Result<(), FlvError> {
         match tag_type {
             TAG_VIDEO => self.video_tag(timestamp, body),
             TAG_AUDIO => self.audio_tag(timestamp, body),
             TAG_SCRIPT => self.script_tag(&body),
+            // RTMP AMF3 data message: a format byte, then (in practice) AMF0 values.
+            RTMP_DATA_AMF3 => self.script_tag(body.get(1..).unwrap_or_default()),
             _ => Ok(()),
         }
     }
