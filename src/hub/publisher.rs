@@ -145,7 +145,11 @@ impl Publisher {
             if let Some(old) = &self.video {
                 self.next_video_seq = old.next_seq();
             }
-            let pt = if cfg.codec == Codec::H265 { PT_H265 } else { PT_H264 };
+            let pt = if cfg.codec == Codec::H265 {
+                PT_H265
+            } else {
+                PT_H264
+            };
             let mut pc = VideoPacketizerConfig::new(cfg.codec, self.config.video_ssrc, pt);
             pc.ext = self.config.ext;
             pc.max_packet_size = self.config.max_packet_size;
@@ -163,7 +167,11 @@ impl Publisher {
                 if let Some(old) = other.as_ref() {
                     self.next_audio_seq = old.next_seq();
                 }
-                let pt = if cfg.codec == Codec::Opus { PT_OPUS } else { PT_AAC };
+                let pt = if cfg.codec == Codec::Opus {
+                    PT_OPUS
+                } else {
+                    PT_AAC
+                };
                 let mut pc = AudioPacketizerConfig::new(self.config.audio_ssrc, pt);
                 pc.ext = self.config.ext;
                 pc.max_packet_size = self.config.max_packet_size;
@@ -187,7 +195,10 @@ impl Publisher {
         self.out.clear();
         match frame.codec.track() {
             TrackKind::Video => {
-                let p = self.video.as_mut().ok_or(PublishError::NoConfig(frame.codec))?;
+                let p = self
+                    .video
+                    .as_mut()
+                    .ok_or(PublishError::NoConfig(frame.codec))?;
                 p.push(&frame, &mut self.out)?;
                 if frame.is_key()
                     && let Some(a) = self.audio.as_mut()
@@ -197,7 +208,10 @@ impl Publisher {
                 }
             }
             TrackKind::Audio => {
-                let p = self.audio.as_mut().ok_or(PublishError::NoConfig(frame.codec))?;
+                let p = self
+                    .audio
+                    .as_mut()
+                    .ok_or(PublishError::NoConfig(frame.codec))?;
                 p.push(&frame, &mut self.out)?;
             }
         }
