@@ -12,6 +12,7 @@ mod hub_support;
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hub_support::Source;
@@ -91,5 +92,60 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// Cost of one push (one frame) while `readers` threads, each a shard with 1 000
+/// subscriptions, poll the same stream as fast as they can: the lock contention the producer
+/// sees from its readers.
+fn push_under_readers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hub_push_contended");
+    g.sample_size(30);
+    for &readers in &[0usize, 2] {
+        let (stream, mut src, _) = setup(0, 25);
+        let frames: Vec<Vec<MediaPacket>> = (0..25).map(|_| src.next_frame()).collect();
+        g.throughput(Throughput::Elements(frames[1].len() as u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..readers)
+            .map(|_| {
+                let stream = stream.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut subs: Vec<Subscription> =
+                        (0..1_000).map(|_| stream.subscribe()).collect();
+                    let mut out = Vec::with_capacity(64);
+                    while !stop.load(Ordering::Relaxed) {
+                        for sub in &mut subs {
+                            out.clear();
+                            black_box(sub.poll(&mut out, 64));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut i = 0u64;
+        let mut seq = [src.audio_seq, src.video_seq];
+        let mut batch: Vec<MediaPacket> = Vec::with_capacity(16);
+        g.bench_function(BenchmarkId::new("readers", readers), |b| {
+            b.iter(|| {
+                let cycle = (i / 25) as i64 + 1;
+                batch.clear();
+                for p in &frames[(i % 25) as usize] {
+                    let mut p = p.clone();
+                    let t = usize::from(p.track == TrackKind::Video);
+                    p.seq = seq[t];
+                    seq[t] += 1;
+                    p.dts_ms += cycle * 1_000;
+                    batch.push(p);
+                }
+                i += 1;
+                stream.push_packets(batch.drain(..));
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout, push_under_readers);
 criterion_main!(benches);
