@@ -1,2 +1,25 @@
 //! The player-facing transport: one UDP port, demultiplexed per RFC 7983 into ICE-lite (STUN),
 //! DTLS, SRTP/SRTCP; viewer sessions sharded over a few workers; batched sends.
+//!
+//! Protocol cores ([`ice_lite`], [`dtls`], [`srtp`], [`rtcp`], [`session`]) are sans-IO; the
+//! [`shard`] owns many sessions and routes datagrams to them; [`socket`] is the thin I/O driver.
+//! See `docs/transport.md`.
+
+pub mod amplification;
+pub mod demux;
+pub mod dtls;
+pub mod ice_lite;
+pub mod rtcp;
+pub mod session;
+pub mod shard;
+pub mod socket;
+pub mod srtp;
+pub mod stun;
+
+pub use demux::{DatagramKind, classify};
+pub use dtls::{DtlsIdentity, Fingerprint};
+pub use session::{
+    CloseReason, SessionError, SessionEvent, SessionParams, SessionStats, TrackParams, Transmit,
+    ViewerSession,
+};
+pub use shard::{Lobby, MediaSource, Registrar, SessionId, Shard, ShardConfig, SignalingHandler};

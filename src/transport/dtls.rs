@@ -1,0 +1,315 @@
+//! DTLS-SRTP server side (RFC 5763/5764) over `rtc-dtls`'s sans-IO [`Endpoint`].
+//!
+//! The server identity (one self-signed ECDSA P-256 certificate and the handshake configuration
+//! built from it) is created once per process and shared by every viewer as an
+//! `Arc<HandshakeConfig>`; building it per viewer would cost a key import per session. Because
+//! the configuration is shared, it cannot hold a viewer's expected fingerprint: the handshake
+//! requires *a* client certificate (and rtc-dtls checks the client's CertificateVerify
+//! signature with it), and [`DtlsServer`] compares its SHA-256 fingerprint against the one from
+//! the viewer's offer as soon as the handshake completes, before any key is exported or any
+//! media is sent.
+//!
+//! `rtc-dtls` keys associations by remote address and creates one for *any* datagram, so each
+//! viewer gets its own `Endpoint` addressed with the fixed key [`PEER_KEY`], and the session
+//! feeds it only datagrams from ICE-verified addresses; replies go to the ICE-selected address.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::crypto_provider::RTCCryptoProvider;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_shared::TransportProtocol;
+use rtc_srtp::protection_profile::ProtectionProfile;
+
+/// The address every viewer's `Endpoint` knows its one peer by (TEST-NET-1, never routed).
+pub const PEER_KEY: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 9));
+const LOCAL_KEY: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 2), 9));
+
+/// Errors of the DTLS layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DtlsError {
+    #[error("dtls: {0}")]
+    Dtls(#[from] rtc_shared::error::Error),
+    #[error("crypto provider: {0}")]
+    Crypto(String),
+    #[error("the client certificate does not match the fingerprint from the offer")]
+    FingerprintMismatch,
+    #[error("the client sent no certificate")]
+    NoClientCertificate,
+    #[error("negotiated SRTP profile {0:?} is not supported")]
+    UnsupportedProfile(SrtpProtectionProfile),
+    #[error("handshake not complete")]
+    NotConnected,
+}
+
+/// A SHA-256 certificate fingerprint (RFC 8122 `a=fingerprint:sha-256 ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// Fingerprint of a DER certificate.
+    pub fn of_der(der: &[u8]) -> Self {
+        let d = ring::digest::digest(&ring::digest::SHA256, der);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        Self(out)
+    }
+
+    /// Parses `AB:CD:...` (32 colon-separated hex bytes, either case), as SDP writes it.
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        let mut n = 0;
+        for part in s.trim().split(':') {
+            if part.len() != 2 || !part.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
+            let b = u8::from_str_radix(part, 16).ok()?;
+            *out.get_mut(n)? = b;
+            n += 1;
+        }
+        (n == 32).then_some(Self(out))
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    /// Upper-case colon-separated hex, the SDP form.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The server's DTLS identity, created once and shared by all sessions.
+pub struct DtlsIdentity {
+    config: Arc<HandshakeConfig>,
+    fingerprint: Fingerprint,
+    provider: Arc<dyn RTCCryptoProvider>,
+}
+
+impl DtlsIdentity {
+    /// Generates a self-signed ECDSA P-256 certificate and the server handshake configuration:
+    /// SRTP profiles AEAD_AES_128_GCM (preferred) and AES128_CM_HMAC_SHA1_80, client certificate
+    /// required, extended master secret required.
+    pub fn generate() -> Result<Self, DtlsError> {
+        let provider = rtc_dtls::crypto_provider::default_provider()
+            .map_err(|e| DtlsError::Crypto(e.to_string()))?;
+        let cert =
+            Certificate::generate_self_signed(vec!["rtmlive".to_owned()], provider.crypto())?;
+        let fingerprint = Fingerprint::of_der(
+            cert.certificate
+                .first()
+                .map(|c| c.as_ref())
+                .ok_or(DtlsError::NoClientCertificate)?,
+        );
+        let config = ConfigBuilder::default()
+            .with_crypto_provider(provider.clone())
+            .with_certificates(vec![cert])
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            // No CA chain in WebRTC: the fingerprint check in `DtlsServer` replaces it.
+            .with_insecure_skip_verify(true)
+            .build(false, None)?;
+        Ok(Self {
+            config: Arc::new(config),
+            fingerprint,
+            provider,
+        })
+    }
+
+    /// Our certificate's fingerprint, for `a=fingerprint:sha-256` / the miniSDP answer.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// The crypto provider SRTP contexts are built with.
+    pub fn provider(&self) -> &Arc<dyn RTCCryptoProvider> {
+        &self.provider
+    }
+
+    /// The shared handshake configuration.
+    pub fn handshake_config(&self) -> &Arc<HandshakeConfig> {
+        &self.config
+    }
+}
+
+/// SRTP master keys exported from a finished handshake.
+pub struct SrtpKeys {
+    pub profile: ProtectionProfile,
+    pub local_key: Vec<u8>,
+    pub local_salt: Vec<u8>,
+    pub remote_key: Vec<u8>,
+    pub remote_salt: Vec<u8>,
+}
+
+/// What one inbound DTLS datagram produced.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DtlsProgress {
+    /// The handshake completed with this datagram (the fingerprint is verified: keys are ready).
+    pub completed: bool,
+    /// The peer sent close_notify.
+    pub peer_closed: bool,
+}
+
+/// The DTLS server side of one viewer.
+pub struct DtlsServer {
+    endpoint: Endpoint,
+    expected: Fingerprint,
+    completed: bool,
+}
+
+impl DtlsServer {
+    pub fn new(identity: &DtlsIdentity, expected_client_fingerprint: Fingerprint) -> Self {
+        Self {
+            endpoint: Endpoint::new(
+                LOCAL_KEY,
+                TransportProtocol::UDP,
+                Some(identity.config.clone()),
+            ),
+            expected: expected_client_fingerprint,
+            completed: false,
+        }
+    }
+
+    /// Feeds one DTLS datagram (from a verified address).
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        data: &[u8],
+    ) -> Result<DtlsProgress, DtlsError> {
+        let events = self
+            .endpoint
+            .read(now, PEER_KEY, None, BytesMut::from(data))?;
+        let mut progress = DtlsProgress::default();
+        for event in events {
+            match event {
+                EndpointEvent::HandshakeComplete => {
+                    self.verify_fingerprint()?;
+                    self.completed = true;
+                    progress.completed = true;
+                }
+                EndpointEvent::PeerClosed => progress.peer_closed = true,
+                // WebRTC media sessions without data channels carry no application data.
+                _ => {}
+            }
+        }
+        Ok(progress)
+    }
+
+    fn verify_fingerprint(&self) -> Result<(), DtlsError> {
+        let state = self
+            .endpoint
+            .get_connection_state(PEER_KEY)
+            .ok_or(DtlsError::NotConnected)?;
+        let der = state
+            .peer_certificates
+            .first()
+            .ok_or(DtlsError::NoClientCertificate)?;
+        if Fingerprint::of_der(der) != self.expected {
+            return Err(DtlsError::FingerprintMismatch);
+        }
+        Ok(())
+    }
+
+    /// Whether the handshake finished and the fingerprint matched.
+    pub fn is_connected(&self) -> bool {
+        self.completed
+    }
+
+    /// Exports the SRTP keys (RFC 5764 §4.2) once connected.
+    pub fn srtp_keys(&self) -> Result<SrtpKeys, DtlsError> {
+        if !self.completed {
+            return Err(DtlsError::NotConnected);
+        }
+        let state = self
+            .endpoint
+            .get_connection_state(PEER_KEY)
+            .ok_or(DtlsError::NotConnected)?;
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+                ProtectionProfile::Aes128CmHmacSha1_80
+            }
+            other => return Err(DtlsError::UnsupportedProfile(other)),
+        };
+        let mut cfg = rtc_srtp::config::Config {
+            profile,
+            ..Default::default()
+        };
+        let material = state.export_keying_material(
+            rtc_srtp::config::LABEL_EXTRACTOR_DTLS_SRTP,
+            &[],
+            cfg.keying_material_len(),
+        )?;
+        cfg.set_session_keys_from_keying_material(material.as_ref(), false)?;
+        let keys = std::mem::take(&mut cfg.keys);
+        Ok(SrtpKeys {
+            profile,
+            local_key: keys.local_master_key,
+            local_salt: keys.local_master_salt,
+            remote_key: keys.remote_master_key,
+            remote_salt: keys.remote_master_salt,
+        })
+    }
+
+    /// The next datagram to send to the peer.
+    pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        self.endpoint.poll_transmit().map(|t| t.message)
+    }
+
+    /// When the handshake next needs [`Self::handle_timeout`] (flight retransmission).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout(&PEER_KEY)
+    }
+
+    /// Drives flight retransmission; fails when the retransmissions are exhausted.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        match self.endpoint.handle_timeout(PEER_KEY, now) {
+            Ok(()) => Ok(()),
+            // No association yet (no ClientHello seen): nothing to drive.
+            Err(rtc_shared::error::Error::InvalidRemoteAddress(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Queues close_notify.
+    pub fn close(&mut self, now: Instant) {
+        let _ = self.endpoint.stop(now, PEER_KEY);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_round_trips_through_text() {
+        let fp = Fingerprint::of_der(b"certificate");
+        let text = fp.to_string();
+        assert_eq!(text.len(), 32 * 3 - 1);
+        assert_eq!(Fingerprint::parse(&text), Some(fp));
+        assert_eq!(Fingerprint::parse(&text.to_lowercase()), Some(fp));
+        assert_eq!(Fingerprint::parse("AB:CD"), None);
+        assert_eq!(Fingerprint::parse(&format!("{text}:00")), None);
+        assert_eq!(Fingerprint::parse("+1:00"), None);
+    }
+
+    #[test]
+    fn identity_generates() {
+        let id = DtlsIdentity::generate().expect("identity");
+        assert_ne!(id.fingerprint().0, [0u8; 32]);
+    }
+}

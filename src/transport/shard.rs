@@ -1,0 +1,624 @@
+//! A shard: many viewer sessions owned by one worker, found by 5-tuple or ICE ufrag.
+//!
+//! There is no task per viewer. A shard owns a slab of sessions and the indexes to find them:
+//! by remote address (every address ICE verified for a session, plus the address its offer came
+//! from), and by local ufrag for the first STUN packet. Datagrams that match nothing create no
+//! state, with two exceptions that are both bounded: a miniSDP datagram goes to the server's
+//! [`SignalingHandler`], which may register a *pending* session (at most `max_pending` of them);
+//! a STUN request whose ufrag names a session parked in the shared [`Lobby`] (sessions signaled
+//! over HTTP/WHEP, whose 5-tuple no shard knows yet) moves it into this shard.
+//!
+//! The shard is driven like a sans-IO core (datagrams and `now` in, [`Transmit`]s out), so it is
+//! fuzzed and tested without sockets; [`super::socket`] runs it on a UDP socket.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::amplification::FACTOR;
+use super::demux::{DatagramKind, classify};
+use super::session::{SessionEvent, Transmit, ViewerSession};
+use super::stun::BindingRequest;
+use crate::media::TrackKind;
+use crate::rtp::MediaPacket;
+
+/// Addresses indexed per session (offer source + ICE-verified addresses).
+const MAX_ADDRS_PER_SESSION: usize = 5;
+
+/// Where a session's media comes from: the lead implements it over the hub's subscription.
+pub trait MediaSource: Send {
+    /// Appends the packets that became available since the last call, in send order.
+    fn poll_packets(&mut self, out: &mut Vec<MediaPacket>);
+    /// The packet of `track` with low sequence bits `seq16` from the retransmission cache.
+    fn lookup(&self, track: TrackKind, seq16: u16) -> Option<MediaPacket>;
+    /// The viewer asked for a keyframe (PLI/FIR): restart delivery at the latest keyframe from
+    /// the GOP cache. Never forwarded upstream.
+    fn request_keyframe(&mut self, track: TrackKind);
+    /// The sequence-number and timestamp offsets (wrapping) the packets last returned by
+    /// [`Self::poll_packets`] must be sent with, per track: non-zero after the source jumped to
+    /// a keyframe or switched streams, so that the viewer's RTP streams stay continuous.
+    fn offsets(&self, _track: TrackKind) -> (u16, u32) {
+        (0, 0)
+    }
+}
+
+/// Identifies a session within its shard (slot + generation, so a stale id never matches a
+/// reused slot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId {
+    pub shard: u16,
+    slot: u32,
+    generation: u32,
+}
+
+/// Why a session could not be registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ShardError {
+    #[error("too many pending (signaled, unverified) sessions")]
+    PendingFull,
+    #[error("shard is full")]
+    Full,
+    #[error("a session with this ufrag already exists")]
+    DuplicateUfrag,
+    #[error("no such session")]
+    NoSession,
+    #[error("anti-amplification limit")]
+    AmplificationLimit,
+}
+
+/// Handles miniSDP datagrams; supplied by the server (signaling lives in `crate::signal`).
+pub trait SignalingHandler: Send {
+    /// A datagram whose first byte is `0xFF` arrived from `from`. The handler may register a
+    /// session and answer through `shard`.
+    fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], shard: &mut Registrar<'_>);
+}
+
+/// A session waiting in the [`Lobby`] with its media source.
+type Parked = (ViewerSession, Box<dyn MediaSource>);
+
+/// Sessions signaled outside the media port (WHEP), waiting for their first STUN packet on
+/// whichever shard the client's 5-tuple lands. Bounded.
+pub struct Lobby {
+    sessions: HashMap<Box<[u8]>, Parked>,
+    capacity: usize,
+}
+
+impl Lobby {
+    pub fn new(capacity: usize) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Self {
+            sessions: HashMap::new(),
+            capacity,
+        }))
+    }
+
+    /// Parks a session until its first STUN request arrives.
+    pub fn insert(
+        &mut self,
+        session: ViewerSession,
+        source: Box<dyn MediaSource>,
+    ) -> Result<(), ShardError> {
+        if self.sessions.len() >= self.capacity {
+            return Err(ShardError::PendingFull);
+        }
+        let key: Box<[u8]> = session.local_ufrag().into();
+        if self.sessions.contains_key(&key) {
+            return Err(ShardError::DuplicateUfrag);
+        }
+        self.sessions.insert(key, (session, source));
+        Ok(())
+    }
+
+    /// Drops parked sessions whose ICE deadline passed.
+    pub fn expire(&mut self, now: Instant) {
+        self.sessions.retain(|_, (s, _)| {
+            s.handle_timeout(now);
+            !s.is_closed()
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+}
+
+/// Limits of one shard.
+#[derive(Debug, Clone, Copy)]
+pub struct ShardConfig {
+    pub id: u16,
+    pub max_sessions: usize,
+    pub max_pending: usize,
+}
+
+impl ShardConfig {
+    pub fn new(id: u16) -> Self {
+        Self {
+            id,
+            max_sessions: 20_000,
+            max_pending: 1024,
+        }
+    }
+}
+
+/// Counters of one shard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub datagrams: u64,
+    pub junk: u64,
+    pub unmatched: u64,
+    pub session_errors: u64,
+    pub media_packets_sent: u64,
+    pub retransmits_sent: u64,
+    pub retransmit_misses: u64,
+    pub sessions_closed: u64,
+}
+
+struct Entry {
+    generation: u32,
+    session: ViewerSession,
+    source: Box<dyn MediaSource>,
+    addrs: Vec<SocketAddr>,
+    ufrag: Box<[u8]>,
+    established: bool,
+}
+
+/// The sessions of one worker.
+pub struct Shard {
+    config: ShardConfig,
+    slots: Vec<Option<Entry>>,
+    generations: Vec<u32>,
+    free: Vec<u32>,
+    by_addr: HashMap<SocketAddr, u32>,
+    by_ufrag: HashMap<Box<[u8]>, u32>,
+    pending: usize,
+    signaling: Option<Box<dyn SignalingHandler>>,
+    lobby: Option<Arc<Mutex<Lobby>>>,
+    out: Vec<Transmit>,
+    events: Vec<(SessionId, SessionEvent)>,
+    media: Vec<MediaPacket>,
+    stats: ShardStats,
+}
+
+/// What a [`SignalingHandler`] may do to the shard while handling one datagram.
+pub struct Registrar<'a> {
+    shard: &'a mut Shard,
+    now: Instant,
+    from: SocketAddr,
+    received: usize,
+    reply_budget: u64,
+}
+
+impl Registrar<'_> {
+    /// The shard's id, to be embedded in the ufrags it allocates (see [`ufrag_for_shard`]).
+    pub fn shard_id(&self) -> u16 {
+        self.shard.config.id
+    }
+
+    /// Looks up an existing session by its local ufrag (retransmitted offers, stop packets).
+    pub fn find(&self, ufrag: &[u8]) -> Option<SessionId> {
+        let slot = *self.shard.by_ufrag.get(ufrag)?;
+        Some(self.shard.id_of(slot))
+    }
+
+    /// Registers a pending session signaled by the datagram being handled, and credits it
+    /// with that datagram's bytes for anti-amplification.
+    pub fn register(
+        &mut self,
+        mut session: ViewerSession,
+        source: Box<dyn MediaSource>,
+    ) -> Result<SessionId, ShardError> {
+        session.note_unverified_received(self.from, self.received);
+        self.shard.insert(session, source, Some(self.from))
+    }
+
+    /// Sends `data` (the answer) to the offer's address through `id`'s anti-amplification budget.
+    pub fn send_via(&mut self, id: SessionId, data: BytesMut) -> Result<(), ShardError> {
+        let from = self.from;
+        let entry = self.shard.entry_mut(id).ok_or(ShardError::NoSession)?;
+        entry
+            .session
+            .queue_unverified_send(from, data)
+            .map_err(|_| ShardError::AmplificationLimit)?;
+        self.shard.collect(id.slot, self.now);
+        Ok(())
+    }
+
+    /// Sends a reply that belongs to no session (an error status): at most 3× the datagram.
+    pub fn reply(&mut self, data: BytesMut) -> Result<(), ShardError> {
+        let len = data.len() as u64;
+        if len > self.reply_budget {
+            return Err(ShardError::AmplificationLimit);
+        }
+        self.reply_budget -= len;
+        self.shard.out.push(Transmit {
+            to: self.from,
+            data,
+        });
+        Ok(())
+    }
+
+    /// Credits bytes of a retransmitted offer to an existing session.
+    pub fn note_received(&mut self, id: SessionId) {
+        let (from, n) = (self.from, self.received);
+        if let Some(e) = self.shard.entry_mut(id) {
+            e.session.note_unverified_received(from, n);
+        }
+    }
+
+    /// Ends a session (miniSDP stop packet).
+    pub fn close(&mut self, id: SessionId, now: Instant) {
+        self.shard.close(id, now);
+    }
+}
+
+/// A local ufrag that routes to `shard`: four hex digits of shard id, then `random`.
+pub fn ufrag_for_shard(shard: u16, random: &str) -> String {
+    format!("{shard:04x}{random}")
+}
+
+impl Shard {
+    pub fn new(config: ShardConfig) -> Self {
+        Self {
+            config,
+            slots: Vec::new(),
+            generations: Vec::new(),
+            free: Vec::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            pending: 0,
+            signaling: None,
+            lobby: None,
+            out: Vec::new(),
+            events: Vec::new(),
+            media: Vec::new(),
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// Installs the miniSDP handler.
+    pub fn set_signaling(&mut self, handler: Box<dyn SignalingHandler>) {
+        self.signaling = Some(handler);
+    }
+
+    /// Shares the lobby of HTTP-signaled sessions.
+    pub fn set_lobby(&mut self, lobby: Arc<Mutex<Lobby>>) {
+        self.lobby = Some(lobby);
+    }
+
+    pub fn id(&self) -> u16 {
+        self.config.id
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    /// Live sessions (pending included).
+    pub fn len(&self) -> usize {
+        self.by_ufrag.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ufrag.is_empty()
+    }
+
+    /// Pending sessions (registered, DTLS not yet complete).
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+
+    /// Size of the address index (bounded by sessions × addresses per session).
+    pub fn indexed_addresses(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    fn id_of(&self, slot: u32) -> SessionId {
+        SessionId {
+            shard: self.config.id,
+            slot,
+            generation: self.generations.get(slot as usize).copied().unwrap_or(0),
+        }
+    }
+
+    fn entry_mut(&mut self, id: SessionId) -> Option<&mut Entry> {
+        if id.shard != self.config.id {
+            return None;
+        }
+        self.slots
+            .get_mut(id.slot as usize)?
+            .as_mut()
+            .filter(|e| e.generation == id.generation)
+    }
+
+    /// Registers a pending session directly (tests, or a server that routes WHEP itself).
+    /// `signaled_from` is indexed so that DTLS sent right behind the offer reaches the session.
+    pub fn insert(
+        &mut self,
+        session: ViewerSession,
+        source: Box<dyn MediaSource>,
+        signaled_from: Option<SocketAddr>,
+    ) -> Result<SessionId, ShardError> {
+        if self.pending >= self.config.max_pending {
+            return Err(ShardError::PendingFull);
+        }
+        if self.len() >= self.config.max_sessions {
+            return Err(ShardError::Full);
+        }
+        let ufrag: Box<[u8]> = session.local_ufrag().into();
+        if self.by_ufrag.contains_key(&ufrag) {
+            return Err(ShardError::DuplicateUfrag);
+        }
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self.generations[slot as usize];
+        let mut addrs = Vec::new();
+        if let Some(a) = signaled_from
+            && !self.by_addr.contains_key(&a)
+        {
+            self.by_addr.insert(a, slot);
+            addrs.push(a);
+        }
+        self.by_ufrag.insert(ufrag.clone(), slot);
+        self.slots[slot as usize] = Some(Entry {
+            generation,
+            session,
+            source,
+            addrs,
+            ufrag,
+            established: false,
+        });
+        self.pending += 1;
+        Ok(SessionId {
+            shard: self.config.id,
+            slot,
+            generation,
+        })
+    }
+
+    /// Feeds one datagram received on the media port.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.stats.datagrams += 1;
+        let kind = classify(data);
+        if kind == DatagramKind::Junk {
+            self.stats.junk += 1;
+            return;
+        }
+        if kind == DatagramKind::MiniSdp {
+            self.handle_signaling(now, from, data);
+            return;
+        }
+        let slot = match self.by_addr.get(&from) {
+            Some(&s) => Some(s),
+            None if kind == DatagramKind::Stun => self.slot_for_stun(data),
+            None => None,
+        };
+        let Some(slot) = slot else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        if entry.session.handle_datagram(now, from, data).is_err() {
+            self.stats.session_errors += 1;
+        }
+        // Index the address once ICE verified it.
+        if entry.session.is_verified(from)
+            && !entry.addrs.contains(&from)
+            && entry.addrs.len() < MAX_ADDRS_PER_SESSION
+            && !self.by_addr.contains_key(&from)
+        {
+            entry.addrs.push(from);
+            self.by_addr.insert(from, slot);
+        }
+        self.collect(slot, now);
+    }
+
+    fn slot_for_stun(&mut self, data: &[u8]) -> Option<u32> {
+        let req = BindingRequest::parse(data).ok()?;
+        let ufrag = req.local_ufrag();
+        if let Some(&slot) = self.by_ufrag.get(ufrag) {
+            return Some(slot);
+        }
+        // Adopt from the lobby only if this shard has room for another pending session.
+        if self.pending >= self.config.max_pending || self.len() >= self.config.max_sessions {
+            return None;
+        }
+        let lobby = self.lobby.clone()?;
+        let (session, source) = lobby.lock().ok()?.sessions.remove(ufrag)?;
+        let id = self.insert(session, source, None).ok()?;
+        Some(id.slot)
+    }
+
+    fn handle_signaling(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let Some(mut handler) = self.signaling.take() else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let mut reg = Registrar {
+            shard: self,
+            now,
+            from,
+            received: data.len(),
+            reply_budget: (data.len() as u64).saturating_mul(FACTOR),
+        };
+        handler.handle(now, from, data, &mut reg);
+        self.signaling = Some(handler);
+    }
+
+    /// Moves a session's transmits into the shard's batch and handles its events.
+    fn collect(&mut self, slot: u32, now: Instant) {
+        let shard_id = self.config.id;
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        while let Some(t) = entry.session.poll_transmit() {
+            self.out.push(t);
+        }
+        let id = SessionId {
+            shard: shard_id,
+            slot,
+            generation: entry.generation,
+        };
+        let mut closed = false;
+        while let Some(ev) = entry.session.poll_event() {
+            match &ev {
+                SessionEvent::Nack { track, seqs } => {
+                    for &s in seqs {
+                        match entry.source.lookup(*track, s) {
+                            Some(pkt) => {
+                                if let Ok(Some(t)) = entry.session.send_retransmit(now, &pkt) {
+                                    self.out.push(t);
+                                    self.stats.retransmits_sent += 1;
+                                }
+                            }
+                            None => self.stats.retransmit_misses += 1,
+                        }
+                    }
+                    continue;
+                }
+                SessionEvent::KeyframeRequest { track } => {
+                    entry.source.request_keyframe(*track);
+                    continue;
+                }
+                SessionEvent::DtlsConnected => {
+                    entry.established = true;
+                    self.pending = self.pending.saturating_sub(1);
+                }
+                SessionEvent::Closed(_) => closed = true,
+                _ => {}
+            }
+            if self.events.len() < 4096 {
+                self.events.push((id, ev));
+            }
+        }
+        if closed {
+            // Flush the session's last words (BYE, close_notify) before dropping it.
+            while let Some(t) = entry.session.poll_transmit() {
+                self.out.push(t);
+            }
+            self.remove(slot);
+        }
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        for a in &entry.addrs {
+            if self.by_addr.get(a) == Some(&slot) {
+                self.by_addr.remove(a);
+            }
+        }
+        self.by_ufrag.remove(&entry.ufrag);
+        if !entry.established {
+            self.pending = self.pending.saturating_sub(1);
+        }
+        if let Some(g) = self.generations.get_mut(slot as usize) {
+            *g = g.wrapping_add(1);
+        }
+        self.free.push(slot);
+        self.stats.sessions_closed += 1;
+    }
+
+    /// Closes a session (sends BYE/close_notify when established).
+    pub fn close(&mut self, id: SessionId, now: Instant) {
+        if let Some(e) = self.entry_mut(id) {
+            e.session.close(now, super::session::CloseReason::Local);
+            self.collect(id.slot, now);
+        }
+    }
+
+    /// Runs the sessions' timers that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() as u32 {
+            let due = self.slots[slot as usize]
+                .as_ref()
+                .and_then(|e| e.session.poll_timeout())
+                .is_some_and(|t| t <= now);
+            if due {
+                if let Some(e) = self.slots[slot as usize].as_mut() {
+                    e.session.handle_timeout(now);
+                }
+                self.collect(slot, now);
+            }
+        }
+    }
+
+    /// The earliest session deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .flatten()
+            .filter_map(|e| e.session.poll_timeout())
+            .min()
+    }
+
+    /// Pulls new packets from every established session's source and protects them.
+    pub fn pump_media(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() {
+            let Some(e) = self.slots[slot].as_mut() else {
+                continue;
+            };
+            if !e.established {
+                continue;
+            }
+            self.media.clear();
+            e.source.poll_packets(&mut self.media);
+            if self.media.is_empty() {
+                continue;
+            }
+            for track in [TrackKind::Audio, TrackKind::Video] {
+                let (seq, ts) = e.source.offsets(track);
+                e.session.set_offsets(track, seq, ts);
+            }
+            for pkt in &self.media {
+                match e.session.send_media(now, pkt) {
+                    Ok(Some(t)) => {
+                        self.out.push(t);
+                        self.stats.media_packets_sent += 1;
+                    }
+                    Ok(None) => {}
+                    Err(_) => self.stats.session_errors += 1,
+                }
+            }
+        }
+    }
+
+    /// Takes the batch of datagrams to send (the driver hands it to sendmmsg).
+    pub fn drain_transmits(&mut self, into: &mut Vec<Transmit>) {
+        into.append(&mut self.out);
+    }
+
+    /// The next lifecycle event (IceConnected, DtlsConnected, RemoteChanged, Closed).
+    /// NACK and keyframe requests are handled inside the shard.
+    pub fn poll_event(&mut self) -> Option<(SessionId, SessionEvent)> {
+        if self.events.is_empty() {
+            None
+        } else {
+            Some(self.events.remove(0))
+        }
+    }
+
+    /// Applies `f` to a session (rewrite offsets, stats).
+    pub fn with_session<R>(
+        &mut self,
+        id: SessionId,
+        f: impl FnOnce(&mut ViewerSession) -> R,
+    ) -> Option<R> {
+        self.entry_mut(id).map(|e| f(&mut e.session))
+    }
+}

@@ -1,0 +1,429 @@
+//! The thin I/O driver: UDP sockets, shard worker threads, batched sends.
+//!
+//! One worker thread per shard (default: one per core). With more than one shard every worker
+//! binds its own socket to the same address with `SO_REUSEPORT`; the kernel hashes each 5-tuple
+//! to one socket, so everything a client sends from one port (miniSDP offer, STUN, DTLS, SRTCP)
+//! reaches the same shard. Sessions signaled over HTTP wait in the shared [`Lobby`] and are
+//! adopted by whichever shard their first STUN request reaches.
+//!
+//! Each loop iteration: wait for datagrams (at most `tick`), feed them to the shard, run due
+//! timers, pull media from every established session's source, and send the whole batch:
+//! runs of datagrams to one destination with equal sizes go out as one UDP GSO `sendmsg`
+//! (`UDP_SEGMENT`, when the kernel accepts it: probed once per socket); everything else goes
+//! out with `sendmmsg`, up to `batch` datagrams per call.
+
+use std::io::{self, IoSlice};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg, sendmsg, setsockopt, sockopt,
+};
+
+use super::session::Transmit;
+use super::shard::{Lobby, Shard, ShardConfig, SignalingHandler};
+
+/// Most segments the kernel accepts in one GSO send (`UDP_MAX_SEGMENTS`).
+const GSO_MAX_SEGMENTS: usize = 64;
+/// Largest GSO super-datagram payload.
+const GSO_MAX_BYTES: usize = 65_000;
+/// Largest datagram we receive.
+const RECV_BUF: usize = 2048;
+
+/// Driver settings.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The media port (default `0.0.0.0:8000`).
+    pub bind: SocketAddr,
+    /// Shard workers (default: available parallelism).
+    pub shards: usize,
+    /// Longest wait for input before media is pumped and timers run.
+    pub tick: Duration,
+    /// Most datagrams per `sendmmsg`.
+    pub batch: usize,
+    /// Use UDP GSO when the kernel supports it.
+    pub gso: bool,
+    /// Limits applied to every shard.
+    pub max_sessions_per_shard: usize,
+    pub max_pending_per_shard: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            tick: Duration::from_millis(2),
+            batch: 64,
+            gso: true,
+            max_sessions_per_shard: 20_000,
+            max_pending_per_shard: 1024,
+        }
+    }
+}
+
+/// Counters of one worker, updated once per loop iteration (never on the per-packet path).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub send_syscalls: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub sessions: AtomicU64,
+}
+
+/// Whether the kernel accepts `UDP_SEGMENT` on this socket (Linux ≥ 4.18).
+pub fn probe_gso(socket: &UdpSocket) -> bool {
+    setsockopt(socket, sockopt::UdpGsoSegment, &1200).is_ok()
+        && setsockopt(socket, sockopt::UdpGsoSegment, &0).is_ok()
+}
+
+/// Sends batches of [`Transmit`]s with `sendmmsg` and UDP GSO.
+pub struct Batcher {
+    headers: MultiHeaders<SockaddrStorage>,
+    batch: usize,
+    gso: bool,
+}
+
+/// What one [`Batcher::send`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SendReport {
+    pub datagrams: u64,
+    pub syscalls: u64,
+    pub errors: u64,
+}
+
+impl Batcher {
+    pub fn new(batch: usize, gso: bool) -> Self {
+        let batch = batch.clamp(1, 1024);
+        Self {
+            headers: MultiHeaders::preallocate(batch, None),
+            batch,
+            gso,
+        }
+    }
+
+    /// Length of the GSO run starting at `items[0]`: same destination, same size (the last may
+    /// be shorter), within the kernel's limits.
+    fn gso_run(items: &[Transmit]) -> usize {
+        let Some(first) = items.first() else { return 0 };
+        let seg = first.data.len();
+        let mut n = 1;
+        let mut total = seg;
+        for t in items.iter().skip(1) {
+            if t.to != first.to
+                || t.data.len() > seg
+                || n >= GSO_MAX_SEGMENTS
+                || total + t.data.len() > GSO_MAX_BYTES
+            {
+                break;
+            }
+            n += 1;
+            total += t.data.len();
+            if t.data.len() < seg {
+                break; // a shorter segment must be the last
+            }
+        }
+        n
+    }
+
+    /// Sends everything in `items` (best effort: errors are counted, datagrams dropped).
+    pub fn send(&mut self, socket: &UdpSocket, items: &[Transmit]) -> SendReport {
+        let fd = socket.as_raw_fd();
+        let mut report = SendReport::default();
+        let mut singles: Vec<&Transmit> = Vec::with_capacity(self.batch);
+        let mut i = 0;
+        while i < items.len() {
+            let run = if self.gso {
+                Self::gso_run(&items[i..])
+            } else {
+                1
+            };
+            if run >= 2 {
+                // Keep send order: whatever is queued for sendmmsg goes first.
+                while !singles.is_empty() {
+                    self.flush(fd, &mut singles, &mut report);
+                }
+                let group = &items[i..i + run];
+                let iov: Vec<IoSlice<'_>> = group.iter().map(|t| IoSlice::new(&t.data)).collect();
+                let seg = group[0].data.len() as u16;
+                let addr = SockaddrStorage::from(group[0].to);
+                report.syscalls += 1;
+                match sendmsg(
+                    fd,
+                    &iov,
+                    &[ControlMessage::UdpGsoSegments(&seg)],
+                    MsgFlags::MSG_DONTWAIT,
+                    Some(&addr),
+                ) {
+                    Ok(_) => report.datagrams += run as u64,
+                    Err(_) => {
+                        report.errors += 1;
+                        // Some paths (e.g. a device without checksum offload) refuse GSO:
+                        // stop using it on this socket and resend the run one by one.
+                        self.gso = false;
+                        singles.extend(group.iter());
+                    }
+                }
+                i += run;
+            } else {
+                singles.push(&items[i]);
+                i += 1;
+            }
+            if singles.len() >= self.batch {
+                self.flush(fd, &mut singles, &mut report);
+            }
+        }
+        while !singles.is_empty() {
+            self.flush(fd, &mut singles, &mut report);
+        }
+        report
+    }
+
+    fn flush(
+        &mut self,
+        fd: std::os::fd::RawFd,
+        singles: &mut Vec<&Transmit>,
+        report: &mut SendReport,
+    ) {
+        let take = singles.len().min(self.batch);
+        let chunk: Vec<&Transmit> = singles.drain(..take).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|t| [IoSlice::new(&t.data)]).collect();
+        let addrs: Vec<Option<SockaddrStorage>> = chunk
+            .iter()
+            .map(|t| Some(SockaddrStorage::from(t.to)))
+            .collect();
+        report.syscalls += 1;
+        match sendmmsg(
+            fd,
+            &mut self.headers,
+            &iovs,
+            &addrs,
+            [],
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(results) => {
+                let sent = results.count();
+                report.datagrams += sent as u64;
+                // A partial send means the socket buffer is full: the rest is dropped (UDP).
+                report.errors += (take - sent) as u64;
+            }
+            Err(_) => report.errors += take as u64,
+        }
+    }
+}
+
+/// Binds one media socket (with `SO_REUSEPORT` when `reuse_port`).
+pub fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    // Media bursts (a keyframe to thousands of viewers) need room in the send buffer.
+    let _ = socket.set_send_buffer_size(4 << 20);
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    socket.bind(&addr.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Running shard workers.
+pub struct Driver {
+    local_addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    counters: Vec<Arc<WorkerCounters>>,
+    lobby: Arc<Mutex<Lobby>>,
+}
+
+impl Driver {
+    /// Binds the media port and starts `config.shards` workers. `make_signaling(shard_id)`
+    /// supplies each shard's miniSDP handler.
+    pub fn spawn(
+        config: DriverConfig,
+        lobby: Arc<Mutex<Lobby>>,
+        make_signaling: impl Fn(u16) -> Option<Box<dyn SignalingHandler>>,
+    ) -> io::Result<Self> {
+        let shards = config.shards.max(1);
+        let reuse = shards > 1;
+        let first = bind_socket(config.bind, reuse)?;
+        let local_addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..shards {
+            sockets.push(bind_socket(local_addr, true)?);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        let mut counters = Vec::new();
+        for (i, socket) in sockets.into_iter().enumerate() {
+            let id = i as u16;
+            let mut shard = Shard::new(ShardConfig {
+                id,
+                max_sessions: config.max_sessions_per_shard,
+                max_pending: config.max_pending_per_shard,
+            });
+            if let Some(h) = make_signaling(id) {
+                shard.set_signaling(h);
+            }
+            shard.set_lobby(lobby.clone());
+            let c = Arc::new(WorkerCounters::default());
+            counters.push(c.clone());
+            let stop = stop.clone();
+            let cfg = config.clone();
+            let lobby = lobby.clone();
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("rtm-shard-{id}"))
+                    .spawn(move || {
+                        run_worker(socket, shard, &cfg, &stop, &c, (id == 0).then_some(lobby))
+                    })?,
+            );
+        }
+        Ok(Self {
+            local_addr,
+            stop,
+            workers,
+            counters,
+            lobby,
+        })
+    }
+
+    /// The bound media address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The shared lobby (register HTTP-signaled sessions here).
+    pub fn lobby(&self) -> &Arc<Mutex<Lobby>> {
+        &self.lobby
+    }
+
+    /// Per-worker counters.
+    pub fn counters(&self) -> &[Arc<WorkerCounters>] {
+        &self.counters
+    }
+
+    /// Stops the workers (sessions are dropped without BYE) and joins them.
+    pub fn shutdown(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.workers {
+            let _ = w.join();
+        }
+    }
+}
+
+/// One shard worker's loop.
+pub fn run_worker(
+    socket: UdpSocket,
+    mut shard: Shard,
+    config: &DriverConfig,
+    stop: &AtomicBool,
+    counters: &WorkerCounters,
+    lobby_to_expire: Option<Arc<Mutex<Lobby>>>,
+) {
+    let gso = config.gso && probe_gso(&socket);
+    let mut batcher = Batcher::new(config.batch, gso);
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut out = Vec::new();
+    let mut next_lobby_expiry = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let wait = shard.poll_timeout().map_or(config.tick, |t| {
+            t.saturating_duration_since(now).min(config.tick)
+        });
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+        let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, timeout);
+        let now = Instant::now();
+        let mut received = 0u64;
+        for _ in 0..config.batch.max(1) {
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    received += 1;
+                    shard.handle_datagram(now, from, buf.get(..n).unwrap_or(&[]));
+                }
+                Err(_) => break,
+            }
+        }
+        shard.handle_timeout(now);
+        shard.pump_media(now);
+        shard.drain_transmits(&mut out);
+        if !out.is_empty() {
+            let r = batcher.send(&socket, &out);
+            out.clear();
+            counters
+                .datagrams_out
+                .fetch_add(r.datagrams, Ordering::Relaxed);
+            counters
+                .send_syscalls
+                .fetch_add(r.syscalls, Ordering::Relaxed);
+            counters.send_errors.fetch_add(r.errors, Ordering::Relaxed);
+        }
+        counters.datagrams_in.fetch_add(received, Ordering::Relaxed);
+        counters
+            .sessions
+            .store(shard.len() as u64, Ordering::Relaxed);
+        while shard.poll_event().is_some() {}
+        if let Some(lobby) = &lobby_to_expire
+            && now >= next_lobby_expiry
+        {
+            next_lobby_expiry = now + Duration::from_secs(1);
+            if let Ok(mut l) = lobby.lock() {
+                l.expire(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BytesMut;
+
+    fn t(to: SocketAddr, len: usize) -> Transmit {
+        Transmit {
+            to,
+            data: BytesMut::from(&vec![7u8; len][..]),
+        }
+    }
+
+    #[test]
+    fn gso_runs_group_same_destination_and_size() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let items = vec![t(a, 100), t(a, 100), t(a, 60), t(a, 100), t(b, 100)];
+        assert_eq!(Batcher::gso_run(&items), 3);
+        assert_eq!(Batcher::gso_run(&items[3..]), 1);
+        let bigger = vec![t(a, 100), t(a, 120)];
+        assert_eq!(Batcher::gso_run(&bigger), 1);
+    }
+
+    #[test]
+    fn batcher_delivers_over_loopback() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let to = rx.local_addr().unwrap();
+        let tx = bind_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let gso = probe_gso(&tx);
+        let mut b = Batcher::new(4, gso);
+        let items: Vec<Transmit> = (0..10)
+            .map(|i| t(to, if i == 9 { 50 } else { 300 }))
+            .collect();
+        let r = b.send(&tx, &items);
+        assert_eq!(r.datagrams, 10, "{r:?}");
+        let mut buf = [0u8; 2048];
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            let (n, _) = rx.recv_from(&mut buf).unwrap();
+            sizes.push(n);
+        }
+        assert_eq!(sizes.iter().filter(|&&n| n == 300).count(), 9);
+        assert_eq!(sizes.iter().filter(|&&n| n == 50).count(), 1);
+    }
+}
