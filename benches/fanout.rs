@@ -43,8 +43,15 @@ fn setup(subscribers: usize, gop_frames: u32) -> (Arc<Stream>, Source, Vec<Subsc
 }
 
 fn fanout(c: &mut Criterion) {
-    let mut g = c.benchmark_group("hub_fanout");
-    for &subscribers in &[1usize, 100, 10_000] {
+    fanout_mode(c, "hub_fanout", false, &[1, 100, 10_000]);
+    fanout_mode(c, "hub_fanout_borrow", true, &[100, 10_000]);
+}
+
+/// `borrow`: subscribers use `poll_with` (items lent under the read lock, as a session that
+/// encrypts straight into its own buffer would) instead of `poll` (items cloned).
+fn fanout_mode(c: &mut Criterion, group: &str, borrow: bool, subs_counts: &[usize]) {
+    let mut g = c.benchmark_group(group);
+    for &subscribers in subs_counts {
         for &gop_frames in &[25u32, 250] {
             if subscribers == 10_000 {
                 g.sample_size(10);
@@ -78,11 +85,16 @@ fn fanout(c: &mut Criterion) {
                     }
                     i += 1;
                     stream.push_packets(batch.drain(..));
+                    let mut lent = 0usize;
                     for sub in &mut subs {
-                        out.clear();
-                        black_box(sub.poll(&mut out, 64));
+                        if borrow {
+                            black_box(sub.poll_with(64, |p| lent += p.bytes.len()));
+                        } else {
+                            out.clear();
+                            black_box(sub.poll(&mut out, 64));
+                        }
                     }
-                    black_box(out.len())
+                    black_box((out.len(), lent))
                 })
             });
             let st = stream.stats();
