@@ -118,7 +118,11 @@ fn stream() -> Vec<MediaPacket> {
                 seq,
                 timestamp: ts,
                 marker: p == 6,
-                frame_kind: if f == 0 { FrameKind::Key } else { FrameKind::Inter },
+                frame_kind: if f == 0 {
+                    FrameKind::Key
+                } else {
+                    FrameKind::Inter
+                },
                 keyframe_start: f == 0 && p == 0,
                 dts_ms: i64::from(f) * 33,
                 seq_range_offset: None,
@@ -130,7 +134,11 @@ fn stream() -> Vec<MediaPacket> {
 }
 
 /// An established session whose nominated address is `remote`.
-fn established(identity: &Arc<DtlsIdentity>, remote: SocketAddr, profile: SrtpProtectionProfile) -> ViewerSession {
+fn established(
+    identity: &Arc<DtlsIdentity>,
+    remote: SocketAddr,
+    profile: SrtpProtectionProfile,
+) -> ViewerSession {
     let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
     let cert = Certificate::generate_self_signed(vec!["c".into()], provider.crypto()).unwrap();
     let fp = Fingerprint::of_der(cert.certificate[0].as_ref());
@@ -207,9 +215,11 @@ fn main() {
     let mut addrs = Vec::new();
     for i in 0..a.viewers {
         if a.socket {
-            let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
             s.set_recv_buffer_size(1).unwrap();
-            s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+            s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+                .unwrap();
             let u: UdpSocket = s.into();
             addrs.push(u.local_addr().unwrap());
             sinks.push(u);
@@ -228,7 +238,8 @@ fn main() {
         setup.elapsed().as_secs_f64()
     );
 
-    let tx = rtmlive::transport::socket::bind_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    let tx =
+        rtmlive::transport::socket::bind_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
     let gso = a.gso && probe_gso(&tx);
     let mut batcher = Batcher::new(64, gso);
     let mut batch: Vec<Transmit> = Vec::with_capacity(64);
