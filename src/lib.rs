@@ -11,11 +11,14 @@
 //! Protocol cores are sans-IO: plain structs fed bytes and time, returning bytes and events.
 //! The I/O drivers (sockets, tasks) are thin wrappers around them.
 
+pub mod config;
 pub mod hub;
 pub mod ingest;
 pub mod media;
 pub mod ops;
 pub mod origin;
+pub mod rtmp;
 pub mod rtp;
+pub mod server;
 pub mod signal;
 pub mod transport;

@@ -37,6 +37,12 @@ pub trait MediaSource: Send {
     /// The viewer asked for a keyframe (PLI/FIR): restart delivery at the latest keyframe from
     /// the GOP cache. Never forwarded upstream.
     fn request_keyframe(&mut self, track: TrackKind);
+    /// The sequence-number and timestamp offsets (wrapping) the packets last returned by
+    /// [`Self::poll_packets`] must be sent with, per track: non-zero after the source jumped to
+    /// a keyframe or switched streams, so that the viewer's RTP streams stay continuous.
+    fn offsets(&self, _track: TrackKind) -> (u16, u32) {
+        (0, 0)
+    }
 }
 
 /// Identifies a session within its shard (slot + generation, so a stale id never matches a
@@ -119,6 +125,11 @@ impl Lobby {
 
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// Drops a parked session (its signaling was cancelled). `true` if it was here.
+    pub fn remove(&mut self, ufrag: &[u8]) -> bool {
+        self.sessions.remove(ufrag).is_some()
     }
 }
 
@@ -565,6 +576,19 @@ impl Shard {
         }
     }
 
+    /// Closes the session with local ufrag `ufrag`, if this shard has it (WHEP DELETE, admin
+    /// kick). `true` if it was here.
+    pub fn close_ufrag(&mut self, now: Instant, ufrag: &[u8]) -> bool {
+        match self.by_ufrag.get(ufrag).copied() {
+            Some(slot) => {
+                let id = self.id_of(slot);
+                self.close(id, now);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Runs the sessions' timers that are due.
     pub fn handle_timeout(&mut self, now: Instant) {
         for slot in 0..self.slots.len() as u32 {
@@ -601,6 +625,13 @@ impl Shard {
             }
             self.media.clear();
             e.source.poll_packets(&mut self.media);
+            if self.media.is_empty() {
+                continue;
+            }
+            for track in [TrackKind::Audio, TrackKind::Video] {
+                let (seq, ts) = e.source.offsets(track);
+                e.session.set_offsets(track, seq, ts);
+            }
             for pkt in &self.media {
                 match e.session.send_media(now, pkt) {
                     Ok(Some(t)) => {

@@ -1,0 +1,344 @@
+//! The admin HTTP API (JSON), `/metrics`, `/healthz` and `/readyz`.
+//!
+//! Data comes from an [`AdminBackend`] that the server implements over the hub, transport and
+//! origin components. Its contract keeps admin traffic off the media path: every method answers
+//! from snapshots or atomics that media code publishes, and commands (close, kick) are posted
+//! with a non-blocking send; no method waits for a media task. The routes are described in
+//! `docs/admin-api.openapi.yaml`.
+//!
+//! `/api/v1/*` requires `Authorization: Bearer <auth.admin_token>` when a token is configured;
+//! `/healthz`, `/readyz` and `/metrics` never do (probes and scrapers).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use super::labels::{Protocol, SessionState, StreamSource};
+use super::metrics::{Exposition, Metrics};
+use super::shutdown::Shutdown;
+
+/// One stream as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    pub app: String,
+    pub stream: String,
+    pub source: StreamSource,
+    /// Sessions currently subscribed.
+    pub viewers: u64,
+    /// e.g. `"h264"`, `"h265"`; `None` until the first sequence header.
+    pub video_codec: Option<String>,
+    /// e.g. `"aac"`, `"opus"`.
+    pub audio_codec: Option<String>,
+    pub ingress_bitrate_bps: u64,
+    pub egress_bitrate_bps: u64,
+    /// Milliseconds since the stream started.
+    pub uptime_ms: u64,
+    /// Bytes currently held in the GOP cache.
+    pub gop_cache_bytes: u64,
+}
+
+/// One session as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub protocol: Protocol,
+    pub state: SessionState,
+    pub app: String,
+    pub stream: String,
+    pub remote_addr: Option<SocketAddr>,
+    /// Milliseconds since the session was created.
+    pub age_ms: u64,
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    pub nacks_received: u64,
+    pub retransmits: u64,
+    /// Round-trip time from RTCP, when known.
+    pub rtt_ms: Option<f64>,
+}
+
+/// Health of one configured origin URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OriginHealth {
+    /// The `origins.upstreams[].app` entry it belongs to.
+    pub app: String,
+    pub url: String,
+    pub state: OriginState,
+    /// Pull attempts and failures in the current health window.
+    pub attempts: u64,
+    pub failures: u64,
+    /// Time left before an unhealthy origin is tried again.
+    pub cooldown_remaining_ms: Option<u64>,
+    pub active_pulls: u64,
+}
+
+/// Whether an origin is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginState {
+    Healthy,
+    /// Skipped until its cool-down ends.
+    Unhealthy,
+}
+
+/// What the admin API reads and commands. Implemented by the server over its components.
+///
+/// Contract: every method returns promptly without waiting on media tasks; reads come from
+/// published snapshots/atomics, commands are queued with a non-blocking send.
+pub trait AdminBackend: Send + Sync + 'static {
+    fn list_streams(&self) -> Vec<StreamInfo>;
+
+    fn stream(&self, app: &str, stream: &str) -> Option<StreamInfo> {
+        self.list_streams()
+            .into_iter()
+            .find(|s| s.app == app && s.stream == stream)
+    }
+
+    /// Closes a stream (its viewers get a stop). `false` if there is no such stream.
+    fn close_stream(&self, app: &str, stream: &str) -> bool;
+
+    fn list_sessions(&self) -> Vec<SessionInfo>;
+
+    /// Ends a session. `false` if there is no such session.
+    fn kick_session(&self, id: &str) -> bool;
+
+    fn origin_health(&self) -> Vec<OriginHealth>;
+
+    /// Whether listeners are bound and the server can take sessions (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
+}
+
+/// Everything the router needs.
+#[derive(Clone)]
+pub struct AdminState {
+    pub backend: Arc<dyn AdminBackend>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: Shutdown,
+    /// `None` or empty: `/api/v1` is open.
+    pub token: Option<Arc<str>>,
+}
+
+/// The admin routes. Merge into the HTTP router or serve on `listen.admin.bind`.
+pub fn router(state: AdminState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/streams", get(list_streams))
+        .route(
+            "/api/v1/streams/{app}/{stream}",
+            get(get_stream).delete(close_stream),
+        )
+        .route("/api/v1/sessions", get(list_sessions))
+        .route("/api/v1/sessions/{id}", axum::routing::delete(kick_session))
+        .route("/api/v1/origins", get(origins))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .with_state(state)
+}
+
+/// `{"error": "..."}` with a status.
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// Length-independent timing is not needed (the length is not secret); content comparison is
+/// constant-time so the token cannot be guessed byte by byte.
+fn token_matches(given: &[u8], expected: &[u8]) -> bool {
+    given.len() == expected.len()
+        && given
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+async fn require_token(State(state): State<AdminState>, req: Request, next: Next) -> Response {
+    let Some(expected) = state.token.as_deref().filter(|t| !t.is_empty()) else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if token_matches(t.as_bytes(), expected.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AdminState>) -> Response {
+    if !state.shutdown.is_accepting() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if !state.backend.ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(state): State<AdminState>) -> Response {
+    let mut e = Exposition::default();
+    state.metrics.render_into(&mut e);
+    let streams = state.backend.list_streams();
+    e.header(
+        "rtmlive_stream_viewers",
+        "Viewers per stream (from the stream snapshot at scrape time).",
+        "gauge",
+    );
+    for s in &streams {
+        e.sample(
+            "rtmlive_stream_viewers",
+            &[("app", &s.app), ("stream", &s.stream)],
+            s.viewers,
+        );
+    }
+    let origins = state.backend.origin_health();
+    e.header(
+        "rtmlive_origin_healthy",
+        "1 if the origin is in use, 0 while it cools down after failures.",
+        "gauge",
+    );
+    for o in &origins {
+        e.sample(
+            "rtmlive_origin_healthy",
+            &[("app", &o.app), ("url", &o.url)],
+            u8::from(o.state == OriginState::Healthy),
+        );
+    }
+    e.header(
+        "rtmlive_origin_active_pulls",
+        "Pulls in progress per origin.",
+        "gauge",
+    );
+    for o in &origins {
+        e.sample(
+            "rtmlive_origin_active_pulls",
+            &[("app", &o.app), ("url", &o.url)],
+            o.active_pulls,
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        e.finish(),
+    )
+        .into_response()
+}
+
+#[derive(Serialize)]
+struct Streams {
+    streams: Vec<StreamInfo>,
+}
+
+async fn list_streams(State(state): State<AdminState>) -> Json<Streams> {
+    Json(Streams {
+        streams: state.backend.list_streams(),
+    })
+}
+
+async fn get_stream(
+    State(state): State<AdminState>,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
+    match state.backend.stream(&app, &stream) {
+        Some(s) => Json(s).into_response(),
+        None => error(StatusCode::NOT_FOUND, "stream not found"),
+    }
+}
+
+async fn close_stream(
+    State(state): State<AdminState>,
+    Path((app, stream)): Path<(String, String)>,
+) -> Response {
+    if state.backend.close_stream(&app, &stream) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "stream not found")
+    }
+}
+
+#[derive(Serialize)]
+struct Sessions {
+    sessions: Vec<SessionInfo>,
+}
+
+/// `?stream=app/stream` and `?protocol=whep` filter the list.
+#[derive(Deserialize)]
+struct SessionFilter {
+    stream: Option<String>,
+    protocol: Option<Protocol>,
+}
+
+async fn list_sessions(
+    State(state): State<AdminState>,
+    Query(filter): Query<SessionFilter>,
+) -> Json<Sessions> {
+    let sessions = state
+        .backend
+        .list_sessions()
+        .into_iter()
+        .filter(|s| {
+            filter
+                .stream
+                .as_deref()
+                .is_none_or(|k| k.split_once('/') == Some((s.app.as_str(), s.stream.as_str())))
+        })
+        .filter(|s| filter.protocol.is_none_or(|p| p == s.protocol))
+        .collect();
+    Json(Sessions { sessions })
+}
+
+async fn kick_session(State(state): State<AdminState>, Path(id): Path<String>) -> Response {
+    if state.backend.kick_session(&id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "session not found")
+    }
+}
+
+#[derive(Serialize)]
+struct Origins {
+    origins: Vec<OriginHealth>,
+}
+
+async fn origins(State(state): State<AdminState>) -> Json<Origins> {
+    Json(Origins {
+        origins: state.backend.origin_health(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_matches;
+
+    #[test]
+    fn token_comparison() {
+        assert!(token_matches(b"abc", b"abc"));
+        assert!(!token_matches(b"abd", b"abc"));
+        assert!(!token_matches(b"ab", b"abc"));
+        assert!(!token_matches(b"", b"abc"));
+    }
+}

@@ -1,0 +1,300 @@
+//! The server side of an RTMP connection, for publishers (ffmpeg, OBS, encoders).
+//!
+//! Sequence handled: `connect` → `_result`; `releaseStream`/`FCPublish` → `_result`;
+//! `createStream` → `_result(stream id)`; `publish` → [`ServerEvent::PublishRequest`], then,
+//! once the application calls [`ServerSession::accept_publish`], `onStatus
+//! NetStream.Publish.Start` and media as [`ServerEvent::Media`]; `FCUnpublish`/`deleteStream`
+//! → [`ServerEvent::Unpublish`].
+
+use std::collections::VecDeque;
+
+use super::amf0::Amf0Value;
+use super::chunk::ChunkLimits;
+use super::conn::Conn;
+use super::error::RtmpError;
+use super::handshake::Handshake;
+use super::message::{Command, MediaTag, Message, UserControl, csid};
+
+/// Tunables of a server session.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerConfig {
+    /// Chunk size we send with (larger = fewer headers).
+    pub chunk_size: u32,
+    /// Window Acknowledgement Size we ask of the peer, and Set Peer Bandwidth we grant.
+    pub window_ack_size: u32,
+    pub limits: ChunkLimits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            chunk_size: 4096,
+            window_ack_size: 2_500_000,
+            limits: ChunkLimits::default(),
+        }
+    }
+}
+
+/// What the application learns from a server session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The peer wants to publish `app/stream`. Answer with `accept_publish` or
+    /// `reject_publish`; no further input is processed until then.
+    PublishRequest {
+        app: String,
+        /// The stream name without its query string.
+        stream: String,
+        /// The `key` (or `token`) query parameter of the stream name or, failing that, of the
+        /// app (tcUrl) query.
+        key: Option<String>,
+    },
+    /// An audio/video/script message of the accepted publish.
+    Media(MediaTag),
+    /// The publisher stopped (`FCUnpublish`, `deleteStream` or `closeStream`).
+    Unpublish,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    AwaitConnect,
+    Connected,
+    PublishPending { stream_id: u32 },
+    Publishing { stream_id: u32 },
+    Unpublished,
+}
+
+/// A sans-IO RTMP server session: feed it received bytes, send what [`Self::take_output`]
+/// returns, act on [`Self::poll_event`].
+#[derive(Debug)]
+pub struct ServerSession {
+    conn: Conn,
+    config: ServerConfig,
+    state: State,
+    app: String,
+    app_query: String,
+    next_stream_id: u32,
+    events: VecDeque<ServerEvent>,
+}
+
+impl ServerSession {
+    /// `epoch` and `seed` fill the handshake's S1 (any values work).
+    pub fn new(config: ServerConfig, epoch: u32, seed: u64) -> ServerSession {
+        ServerSession {
+            conn: Conn::new(Handshake::server(epoch, seed), Vec::new(), config.limits),
+            config,
+            state: State::AwaitConnect,
+            app: String::new(),
+            app_query: String::new(),
+            next_stream_id: 1,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Processes received bytes. An error means the connection must be closed.
+    pub fn receive(&mut self, data: &[u8]) -> Result<(), RtmpError> {
+        self.conn.receive(data)?;
+        self.process()
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    /// Bytes to send to the peer (empties the buffer).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.conn.out)
+    }
+
+    /// Whether the handshake has completed.
+    pub fn is_connected(&self) -> bool {
+        self.conn.handshake_done() && self.state != State::AwaitConnect
+    }
+
+    /// The application name from `connect` (without query).
+    pub fn app(&self) -> &str {
+        &self.app
+    }
+
+    /// Accepts the pending publish and resumes processing buffered input.
+    pub fn accept_publish(&mut self) -> Result<(), RtmpError> {
+        let State::PublishPending { stream_id } = self.state else {
+            return Err(RtmpError::Protocol("no publish pending".into()));
+        };
+        self.state = State::Publishing { stream_id };
+        let mut w = self.conn.writer();
+        w.user_control(UserControl::StreamBegin(stream_id));
+        w.on_status(stream_id, "status", "NetStream.Publish.Start", "publishing");
+        self.process()
+    }
+
+    /// Refuses the pending publish with an error `onStatus`; the caller then closes.
+    pub fn reject_publish(&mut self, description: &str) {
+        if let State::PublishPending { stream_id } = self.state {
+            self.conn.writer().on_status(
+                stream_id,
+                "error",
+                "NetStream.Publish.BadName",
+                description,
+            );
+            self.state = State::Unpublished;
+        }
+    }
+
+    fn process(&mut self) -> Result<(), RtmpError> {
+        while !matches!(self.state, State::PublishPending { .. }) {
+            let Some((_, msg)) = self.conn.next_message()? else {
+                return Ok(());
+            };
+            match msg {
+                Message::Command { stream_id, command } => self.on_command(stream_id, command)?,
+                Message::Media(tags) => match self.state {
+                    State::Publishing { .. } => {
+                        self.events.extend(tags.into_iter().map(ServerEvent::Media));
+                    }
+                    // Late packets after unpublish are harmless.
+                    State::Unpublished => {}
+                    _ => return Err(RtmpError::Protocol("media before publish".into())),
+                },
+                // Bandwidth hints and other user control events need no action on a server.
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn on_command(&mut self, stream_id: u32, cmd: Command) -> Result<(), RtmpError> {
+        let tx = cmd.transaction_id;
+        match (cmd.name.as_str(), &self.state) {
+            ("connect", State::AwaitConnect) => {
+                let app = cmd
+                    .object
+                    .get("app")
+                    .and_then(Amf0Value::as_str)
+                    .unwrap_or("");
+                let (app, query) = split_query(app.trim_end_matches('/'));
+                self.app = app.to_owned();
+                self.app_query = query.to_owned();
+                if self.app_query.is_empty()
+                    && let Some(tc) = cmd.object.get("tcUrl").and_then(Amf0Value::as_str)
+                {
+                    self.app_query = split_query(tc).1.to_owned();
+                }
+                let window = self.config.window_ack_size;
+                let chunk = self.config.chunk_size;
+                {
+                    let mut w = self.conn.writer();
+                    w.window_ack_size(window);
+                    w.set_peer_bandwidth(window, 2);
+                }
+                self.conn.set_chunk_size(chunk);
+                // Echo the Enhanced RTMP codec list so E-RTMP clients know HEVC is understood.
+                let mut props = vec![
+                    ("fmsVer".to_owned(), Amf0Value::string("FMS/3,5,7,7009")),
+                    ("capabilities".to_owned(), Amf0Value::Number(31.0)),
+                    ("mode".to_owned(), Amf0Value::Number(1.0)),
+                ];
+                if let Some(list) = cmd.object.get("fourCcList") {
+                    props.push(("fourCcList".to_owned(), list.clone()));
+                }
+                let info = Amf0Value::object([
+                    ("level", Amf0Value::string("status")),
+                    ("code", Amf0Value::string("NetConnection.Connect.Success")),
+                    ("description", Amf0Value::string("Connection succeeded.")),
+                    ("objectEncoding", Amf0Value::Number(0.0)),
+                ]);
+                self.conn.writer().command(
+                    csid::COMMAND,
+                    0,
+                    "_result",
+                    tx,
+                    &[Amf0Value::Object(props), info],
+                );
+                self.state = State::Connected;
+            }
+            ("connect", _) => return Err(RtmpError::Protocol("second connect".into())),
+            (_, State::AwaitConnect) => {
+                return Err(RtmpError::Protocol(format!("{} before connect", cmd.name)));
+            }
+            ("createStream", _) => {
+                let id = self.next_stream_id;
+                self.next_stream_id = self.next_stream_id.saturating_add(1);
+                self.conn.writer().command(
+                    csid::COMMAND,
+                    0,
+                    "_result",
+                    tx,
+                    &[Amf0Value::Null, Amf0Value::Number(f64::from(id))],
+                );
+            }
+            ("releaseStream" | "FCPublish" | "getStreamLength" | "_checkbw", _) if tx != 0.0 => {
+                self.conn.writer().command(
+                    csid::COMMAND,
+                    0,
+                    "_result",
+                    tx,
+                    &[Amf0Value::Null, Amf0Value::Undefined],
+                );
+            }
+            ("publish", State::Connected) => {
+                let name = cmd.args.first().and_then(Amf0Value::as_str).unwrap_or("");
+                let (stream, query) = split_query(name);
+                if stream.is_empty() {
+                    return Err(RtmpError::Protocol("publish without a stream name".into()));
+                }
+                let key = query_param(query).or_else(|| query_param(&self.app_query));
+                self.events.push_back(ServerEvent::PublishRequest {
+                    app: self.app.clone(),
+                    stream: stream.to_owned(),
+                    key,
+                });
+                self.state = State::PublishPending { stream_id };
+            }
+            ("publish", _) => return Err(RtmpError::Protocol("publish while publishing".into())),
+            ("FCUnpublish" | "deleteStream" | "closeStream", State::Publishing { .. }) => {
+                self.state = State::Unpublished;
+                self.events.push_back(ServerEvent::Unpublish);
+            }
+            ("play", _) => {
+                self.conn.writer().on_status(
+                    stream_id,
+                    "error",
+                    "NetStream.Play.Failed",
+                    "this server plays over HTTP-FLV and WebRTC only",
+                );
+            }
+            // Anything else (onBWDone, FCSubscribe...) needs no answer.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Splits `name?query` at the first `?`.
+pub(crate) fn split_query(s: &str) -> (&str, &str) {
+    s.split_once('?').unwrap_or((s, ""))
+}
+
+/// The value of `key` (preferred) or `token` in a URL query string.
+fn query_param(query: &str) -> Option<String> {
+    let find = |want: &str| {
+        query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == want).then(|| v.to_owned())
+        })
+    };
+    find("key").or_else(|| find("token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        assert_eq!(split_query("x?key=1"), ("x", "key=1"));
+        assert_eq!(query_param("a=1&key=s3cret"), Some("s3cret".into()));
+        assert_eq!(query_param("token=t"), Some("t".into()));
+        assert_eq!(query_param("a=1"), None);
+    }
+}
