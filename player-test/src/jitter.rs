@@ -383,6 +383,7 @@ mod tests {
                     timestamp: (f as u32) * 3000,
                     marker: i + 1 == per,
                     payload: Bytes::from(vec![f as u8, i as u8]),
+                    raw: Bytes::new(),
                     meta: FrameMeta {
                         dts_ms: Some(f as i64 * 33),
                         cts_ms: (i == 0).then_some(0),

@@ -32,6 +32,9 @@ pub struct RtpIn {
     pub marker: bool,
     /// The RTP payload (after header and extensions).
     pub payload: Bytes,
+    /// The whole decrypted packet (for a depacketizer that re-reads the header); shares the
+    /// same buffer as `payload`.
+    pub raw: Bytes,
     pub meta: FrameMeta,
 }
 

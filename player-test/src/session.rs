@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
 use rtmlive::media::{FrameKind, TrackKind};
 
@@ -20,7 +19,7 @@ use crate::jitter::{AssembledFrame, JitterConfig, JitterError, JitterStats, Trac
 use crate::measure::{BitrateMeter, LatencyMeter, Stage, StageClock};
 use crate::playout::Playout;
 use crate::report::{LossReport, SessionReport};
-use crate::rtp_in::{self, FrameMetaSource, TrackMap};
+use crate::rtp_in::RtpInput;
 use crate::seq::SeqUnwrapper;
 
 /// Our half of the ICE/DTLS parameters, sent in the offer.
@@ -62,7 +61,8 @@ pub struct RemoteParams {
     pub fingerprint: Option<Fingerprint>,
     /// Where media comes from and STUN/DTLS/RTCP go (the answer's candidate).
     pub media_addr: SocketAddr,
-    pub tracks: TrackMap,
+    /// RTP input: negotiated extension IDs and the payload-type/SSRC → track map.
+    pub input: RtpInput,
     /// RTP clock rate of the audio track.
     pub audio_clock: u32,
 }
@@ -134,7 +134,6 @@ pub struct Session {
     stun: StunClient,
     dtls: DtlsClient,
     srtp: Option<SrtpSession>,
-    meta: Box<dyn FrameMetaSource>,
     video: TrackBuffer,
     audio: TrackBuffer,
     rx: HashMap<u32, RxStream>,
@@ -162,7 +161,6 @@ impl Session {
         local_addr: SocketAddr,
         local: &LocalParams,
         remote: RemoteParams,
-        meta: Box<dyn FrameMetaSource>,
         provider: Arc<dyn RTCCryptoProvider>,
         stages: StageClock,
         now: Instant,
@@ -202,7 +200,6 @@ impl Session {
             stun,
             dtls,
             srtp: None,
-            meta,
             rx: HashMap::new(),
             track_ssrc: HashMap::new(),
             local_ssrc,
@@ -391,8 +388,7 @@ impl Session {
         };
         self.bitrate.on_bytes(data.len(), now);
         self.stages.mark(Stage::FirstRtp, now);
-        let Ok(pkt) = rtp_in::parse(Bytes::from(plain), &self.remote.tracks, self.meta.as_ref())
-        else {
+        let Ok(pkt) = self.remote.input.parse(plain.freeze()) else {
             return Ok(());
         };
         let clock = match pkt.track {
@@ -442,6 +438,17 @@ impl Session {
     /// Queues a DTLS close_notify (the driver sends it, then drops the session).
     pub fn close(&mut self, now: Instant) {
         self.dtls.close(now);
+    }
+
+    /// The RTM extension IDs this session negotiated.
+    pub fn input_ids(&self) -> rtmlive::rtp::ExtensionIds {
+        self.remote.input.ids().clone()
+    }
+
+    /// Empties the jitter buffers before a re-pull; what they held is counted as dropped.
+    pub fn discard_for_repull(&mut self) {
+        self.video.reset();
+        self.audio.reset();
     }
 
     /// Records a fatal error for the report.
