@@ -231,3 +231,55 @@ pub async fn serve(
         result?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::DemuxEvent;
+    use crate::rtmp::TagKind;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<DemuxEvent>>, Mutex<bool>);
+
+    impl MediaSink for Record {
+        fn on_event(&self, ev: DemuxEvent) {
+            self.0.lock().unwrap().push(ev);
+        }
+        fn on_end(&self) {
+            *self.1.lock().unwrap() = true;
+        }
+    }
+
+    fn tag(kind: TagKind, body: &'static [u8]) -> MediaTag {
+        MediaTag {
+            kind,
+            timestamp: 0,
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn malformed_tags_end_the_publish_unsupported_ones_are_skipped() {
+        let rec = Arc::new(Record::default());
+        let mut sink = DemuxingTagSink::new(rec.clone());
+        // MP3 audio: not carried, skipped.
+        assert!(
+            sink.on_tag(tag(TagKind::Audio, &[0x2f, 0xff, 0xfb]))
+                .is_ok()
+        );
+        // AVC NALU claiming 9 bytes with 1 present.
+        let err = sink
+            .on_tag(tag(
+                TagKind::Video,
+                &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9, 0x65],
+            ))
+            .unwrap_err();
+        assert!(err.starts_with("malformed FLV tag"), "{err}");
+        drop(sink);
+        assert!(*rec.1.lock().unwrap(), "dropping the sink ends the stream");
+    }
+}

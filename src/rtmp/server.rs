@@ -289,6 +289,136 @@ fn query_param(query: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtmp::chunk::ChunkEncoder;
+    use crate::rtmp::message::{TagKind, Writer};
+    use proptest::prelude::*;
+
+    fn handshaken() -> ServerSession {
+        let mut s = ServerSession::new(ServerConfig::default(), 0, 1);
+        let mut hs = vec![3u8];
+        hs.extend_from_slice(&[0u8; 1536 * 2]);
+        s.receive(&hs).unwrap();
+        s.take_output();
+        s
+    }
+
+    fn commands(build: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {
+        let enc = ChunkEncoder::default();
+        let mut out = Vec::new();
+        build(&mut Writer {
+            enc: &enc,
+            out: &mut out,
+        });
+        out
+    }
+
+    #[test]
+    fn publish_flow_pauses_for_the_decision() {
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "connect",
+                1.0,
+                &[Amf0Value::object([(
+                    "app",
+                    Amf0Value::string("live?key=a"),
+                )])],
+            );
+            w.command(3, 0, "createStream", 2.0, &[Amf0Value::Null]);
+            w.command(
+                5,
+                1,
+                "publish",
+                0.0,
+                &[
+                    Amf0Value::Null,
+                    Amf0Value::string("cam1"),
+                    Amf0Value::string("live"),
+                ],
+            );
+            w.media(
+                1,
+                &MediaTag {
+                    kind: TagKind::Video,
+                    timestamp: 7,
+                    body: bytes::Bytes::from_static(&[0x17, 0]),
+                },
+            );
+        });
+        s.receive(&bytes).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::PublishRequest {
+                app: "live".into(),
+                stream: "cam1".into(),
+                key: Some("a".into())
+            })
+        );
+        // The video message is held back until the publish is accepted.
+        assert_eq!(s.poll_event(), None);
+        s.accept_publish().unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::Media(MediaTag { timestamp: 7, .. }))
+        ));
+        let out = s.take_output();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("NetConnection.Connect.Success"));
+        assert!(text.contains("NetStream.Publish.Start"));
+    }
+
+    #[test]
+    fn media_before_publish_and_commands_before_connect_are_errors() {
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "publish",
+                0.0,
+                &[Amf0Value::Null, Amf0Value::string("x")],
+            )
+        });
+        assert!(matches!(s.receive(&bytes), Err(RtmpError::Protocol(_))));
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "connect",
+                1.0,
+                &[Amf0Value::object([("app", Amf0Value::string("live"))])],
+            );
+            w.media(
+                1,
+                &MediaTag {
+                    kind: TagKind::Audio,
+                    timestamp: 0,
+                    body: bytes::Bytes::from_static(&[0xaf, 1]),
+                },
+            );
+        });
+        assert!(matches!(s.receive(&bytes), Err(RtmpError::Protocol(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn session_never_panics(data in prop::collection::vec(any::<u8>(), 0..2048), step in 1usize..300) {
+            let mut s = handshaken();
+            for piece in data.chunks(step) {
+                if s.receive(piece).is_err() {
+                    break;
+                }
+                while let Some(ev) = s.poll_event() {
+                    if matches!(ev, ServerEvent::PublishRequest { .. }) && s.accept_publish().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn query_parsing() {
