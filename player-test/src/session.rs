@@ -442,7 +442,7 @@ impl Session {
 
     /// The RTM extension IDs this session negotiated.
     pub fn input_ids(&self) -> rtmlive::rtp::ExtensionIds {
-        self.remote.input.ids().clone()
+        *self.remote.input.ids()
     }
 
     /// Empties the jitter buffers before a re-pull; what they held is counted as dropped.
