@@ -19,5 +19,6 @@ pub mod ops;
 pub mod origin;
 pub mod rtmp;
 pub mod rtp;
+pub mod server;
 pub mod signal;
 pub mod transport;

@@ -100,10 +100,11 @@ fn build(
     }
 
     let base_dir = file.and_then(|(p, _)| p.parent()).map(Path::to_path_buf);
-    if let (Some(dir), Some(fixture)) = (&base_dir, &mut config.demo.fixture) {
-        if fixture.is_relative() && !dir.as_os_str().is_empty() {
-            *fixture = dir.join(&*fixture);
-        }
+    if let (Some(dir), Some(fixture)) = (&base_dir, &mut config.demo.fixture)
+        && fixture.is_relative()
+        && !dir.as_os_str().is_empty()
+    {
+        *fixture = dir.join(&*fixture);
     }
 
     let doc = file.and_then(|(_, text)| DeTable::parse(text).ok());

@@ -457,7 +457,10 @@ mod tests {
     #[test]
     fn advertised_addresses() {
         let mut m = MediaListen::default();
-        assert_eq!(m.advertised(), vec!["127.0.0.1:8000".parse().unwrap()]);
+        assert_eq!(
+            m.advertised(),
+            vec!["127.0.0.1:8000".parse::<std::net::SocketAddr>().unwrap()]
+        );
         m.bind = "192.0.2.1:9000".parse().unwrap();
         assert_eq!(m.advertised(), vec![m.bind]);
         m.public_addrs = vec!["203.0.113.5:443".parse().unwrap()];

@@ -389,10 +389,10 @@ fn url_problem(url: &str) -> Option<String> {
             None => (authority, None),
         }
     };
-    if let Some(port) = port {
-        if !matches!(port.parse::<u16>(), Ok(p) if p != 0) {
-            return Some(format!("`{url}` has an invalid port `{port}`"));
-        }
+    if let Some(port) = port
+        && !matches!(port.parse::<u16>(), Ok(p) if p != 0)
+    {
+        return Some(format!("`{url}` has an invalid port `{port}`"));
     }
     if host.is_empty() || host.contains('{') {
         return Some(format!("`{url}` has no host"));

@@ -18,6 +18,7 @@
 
 pub mod config;
 mod item;
+pub mod publisher;
 mod registry;
 pub mod rewrite;
 pub mod ring;
@@ -27,6 +28,7 @@ mod subscription;
 
 pub use config::{GopLimits, HubConfig, HubConfigError, RingLimits};
 pub use item::StreamItem;
+pub use publisher::{PublishError, Publisher, PublisherConfig, PublisherStats};
 pub use registry::Hub;
 pub use rewrite::{Continuity, Rewrite, SourceSeq};
 pub use ring::{Jump, JumpReason, RingStats, extend_seq};

@@ -1,3 +1,5 @@
 //! Accepting streams from broadcasters (RTMP publish, WHIP), HTTP-FLV out, and the demo source.
 
+pub mod demo_source;
+pub mod flv_out;
 pub mod rtmp_server;

@@ -12,6 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
+use crate::media::TagDemuxer;
+use crate::origin::MediaSink;
+use crate::origin::source::is_tag_local;
 use crate::rtmp::{MediaTag, RtmpError, ServerConfig, ServerEvent, ServerSession};
 
 /// Decides whether a publisher may publish: `(app, stream, key)`, where `key` is the `key` or
@@ -29,6 +32,46 @@ pub trait TagSink: Send {
 pub trait PublishTarget: Send + Sync + 'static {
     /// Starts a publish of `app/stream`; an error (stream already published...) refuses it.
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String>;
+}
+
+/// The usual [`TagSink`]: demuxes tags with the FLV [`TagDemuxer`] and feeds a
+/// [`MediaSink`] (the hub). Malformed tags end the publish; tags of codecs the edge does not
+/// carry are skipped. Dropping it calls [`MediaSink::on_end`].
+pub struct DemuxingTagSink {
+    demux: TagDemuxer,
+    sink: Arc<dyn MediaSink>,
+}
+
+impl DemuxingTagSink {
+    pub fn new(sink: Arc<dyn MediaSink>) -> DemuxingTagSink {
+        DemuxingTagSink {
+            demux: TagDemuxer::new(),
+            sink,
+        }
+    }
+}
+
+impl TagSink for DemuxingTagSink {
+    fn on_tag(&mut self, tag: MediaTag) -> Result<(), String> {
+        match self
+            .demux
+            .push_tag(tag.kind.type_id(), tag.timestamp, tag.body)
+        {
+            Ok(()) => {}
+            Err(e) if is_tag_local(&e) => tracing::debug!(error = %e, "skipping published tag"),
+            Err(e) => return Err(format!("malformed FLV tag: {e}")),
+        }
+        while let Some(ev) = self.demux.poll() {
+            self.sink.on_event(ev);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DemuxingTagSink {
+    fn drop(&mut self) {
+        self.sink.on_end();
+    }
 }
 
 /// Listener settings.

@@ -57,6 +57,11 @@ impl LogLimiter {
         }
     }
 
+    /// A limiter with `log.per_packet_limit` per `log.per_packet_interval_ms`.
+    pub fn from_config(log: &crate::config::LogConfig, epoch: Instant) -> Self {
+        Self::new(log.per_packet_limit, log.per_packet_interval, epoch)
+    }
+
     /// Decides whether a message with `key` may be logged at `now`.
     pub fn check(&self, key: &str, now: Instant) -> Permit {
         let mut h = std::collections::hash_map::DefaultHasher::new();

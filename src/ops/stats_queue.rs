@@ -68,6 +68,34 @@ impl<T> StatsQueue<T> {
     }
 }
 
+/// Drains `queue` every `every` (at most `batch` samples per tick) into `handle`, until `stop`
+/// turns true or its sender is dropped. Run it as one task per queue; a slow `handle` only makes
+/// the queue fill up and drop, never slows the producers.
+pub async fn consume<T>(
+    queue: std::sync::Arc<StatsQueue<T>>,
+    every: std::time::Duration,
+    batch: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut handle: impl FnMut(T),
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                queue.drain(batch, &mut handle);
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    // Final drain so samples pushed before the stop are not lost.
+                    queue.drain(batch, &mut handle);
+                    return;
+                }
+            }
+        }
+    }
+}
+
 impl<T: Send> QueueStats for StatsQueue<T> {
     fn name(&self) -> &'static str {
         self.name
@@ -100,6 +128,40 @@ mod tests {
         assert_eq!(q.drain(usize::MAX, |s| got.push(s)), 4);
         assert_eq!(got, [0, 1, 2, 3], "oldest samples are kept, newest dropped");
         assert!(q.push(99));
+    }
+
+    #[tokio::test]
+    async fn consumer_task_drains_and_stops() {
+        let q = Arc::new(StatsQueue::new("t", 64));
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let task = {
+            let (q, seen) = (q.clone(), seen.clone());
+            tokio::spawn(consume(
+                q,
+                Duration::from_millis(5),
+                16,
+                stop_rx,
+                move |s: u32| seen.lock().unwrap().push(s),
+            ))
+        };
+        for i in 0..10 {
+            q.push(i);
+        }
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while seen.lock().unwrap().len() < 10 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .unwrap();
+        q.push(10);
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), (0..=10).collect::<Vec<_>>());
     }
 
     #[test]

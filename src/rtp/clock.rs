@@ -9,9 +9,9 @@
 //! * back: `ms = round_half_up(t × 1000 / rate)` ([`clock_to_ms`]).
 //!
 //! For every rate above 1000 Hz, `clock_to_ms(ms_to_clock(ms)) == ms`: rounding moves a value by
-//! at most half a tick, which is less than half a millisecond. The audio packetizer relies on
-//! the same property to keep timestamps sample-continuous: any clock value `t` with
-//! `clock_to_ms(t) == ms` is an exact encoding of `ms`.
+//! at most half a tick, which is less than half a millisecond. The decoding-timestamp extension
+//! carries this exact mapping; audio RTP timestamps are additionally smoothed to whole frames
+//! of samples (see `packetize::audio`).
 
 /// Rounds `num / den` to the nearest integer, halves away towards +∞, for any sign of `num`.
 fn div_round(num: i128, den: i128) -> i128 {

@@ -1,2 +1,26 @@
 //! Signaling: miniSDP over UDP on the media port, WHEP and WHIP over HTTP, and stream tokens.
 pub mod auth;
+pub mod minisdp_udp;
+pub mod negotiate;
+
+use std::sync::Arc;
+
+use crate::hub::Stream;
+
+/// Why a viewer's stream cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// Nobody publishes it and no origin is configured for its app (miniSDP 104, HTTP 404).
+    #[error("stream not found")]
+    NotFound,
+    /// The edge is at a limit (streams, draining) (miniSDP 102, HTTP 503).
+    #[error("stream unavailable")]
+    Unavailable,
+}
+
+/// Finds the stream a viewer asks for, starting its origin pull when the edge does not have
+/// it yet. Must return at once: the pull runs in the background while the viewer's handshake
+/// proceeds (first-frame time = max(handshake, origin), not their sum).
+pub trait StreamResolver: Send + Sync {
+    fn resolve(&self, key: &str) -> Result<Arc<Stream>, ResolveError>;
+}

@@ -37,6 +37,12 @@ pub trait MediaSource: Send {
     /// The viewer asked for a keyframe (PLI/FIR): restart delivery at the latest keyframe from
     /// the GOP cache. Never forwarded upstream.
     fn request_keyframe(&mut self, track: TrackKind);
+    /// The sequence-number and timestamp offsets (wrapping) the packets last returned by
+    /// [`Self::poll_packets`] must be sent with, per track: non-zero after the source jumped to
+    /// a keyframe or switched streams, so that the viewer's RTP streams stay continuous.
+    fn offsets(&self, _track: TrackKind) -> (u16, u32) {
+        (0, 0)
+    }
 }
 
 /// Identifies a session within its shard (slot + generation, so a stale id never matches a
@@ -70,10 +76,13 @@ pub trait SignalingHandler: Send {
     fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], shard: &mut Registrar<'_>);
 }
 
+/// A session waiting in the [`Lobby`] with its media source.
+type Parked = (ViewerSession, Box<dyn MediaSource>);
+
 /// Sessions signaled outside the media port (WHEP), waiting for their first STUN packet on
 /// whichever shard the client's 5-tuple lands. Bounded.
 pub struct Lobby {
-    sessions: HashMap<Box<[u8]>, (ViewerSession, Box<dyn MediaSource>)>,
+    sessions: HashMap<Box<[u8]>, Parked>,
     capacity: usize,
 }
 
@@ -569,6 +578,13 @@ impl Shard {
             }
             self.media.clear();
             e.source.poll_packets(&mut self.media);
+            if self.media.is_empty() {
+                continue;
+            }
+            for track in [TrackKind::Audio, TrackKind::Video] {
+                let (seq, ts) = e.source.offsets(track);
+                e.session.set_offsets(track, seq, ts);
+            }
             for pkt in &self.media {
                 match e.session.send_media(now, pkt) {
                     Ok(Some(t)) => {

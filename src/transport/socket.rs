@@ -145,6 +145,10 @@ impl Batcher {
                 1
             };
             if run >= 2 {
+                // Keep send order: whatever is queued for sendmmsg goes first.
+                while !singles.is_empty() {
+                    self.flush(fd, &mut singles, &mut report);
+                }
                 let group = &items[i..i + run];
                 let iov: Vec<IoSlice<'_>> = group.iter().map(|t| IoSlice::new(&t.data)).collect();
                 let seg = group[0].data.len() as u16;

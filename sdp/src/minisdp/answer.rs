@@ -42,9 +42,6 @@ pub fn answer_offer(
 ) -> Result<MiniSdp, MiniAnswerError> {
     let answer = build_answer(&offer.to_sdp(), params)?;
     let opts = CompressOptions {
-        version: offer.version,
-        kind: SdpKind::Answer,
-        url: offer.url.clone(),
         seq: offer.seq,
         status: attrs.status,
         svrsig: attrs
@@ -54,8 +51,8 @@ pub fn answer_offer(
         imm_send: attrs.imm_send,
         aac_fmtp: offer.aac_fmtp,
         push_pull: offer.push_pull,
-        auth: Vec::new(),
         ticket: attrs.ticket.clone(),
+        ..CompressOptions::new(offer.version, SdpKind::Answer, &offer.url)
     };
     Ok(MiniSdp::from_sdp(&answer, &opts)?)
 }

@@ -29,6 +29,22 @@ pub struct CompressOptions {
     pub push_pull: Option<PushPull>,
     pub auth: Vec<u8>,
     pub ticket: Option<Vec<u8>>,
+    /// Which codecs to keep (extended format; v0 keeps what its table can name).
+    pub codecs: CodecSet,
+    /// Keep at most this many candidates (extended format; v0 carries one).
+    pub max_candidates: usize,
+}
+
+/// Codec selection for the extended format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CodecSet {
+    /// Everything the codec table can name.
+    #[default]
+    All,
+    /// What an rtmlive edge can send: H.264 with packetization-mode 1, H.265, Opus, AAC,
+    /// and RTX for those; drops packetization-mode 0, FlexFEC and orphaned RTX. Chrome's
+    /// offer shrinks by ~100 bytes.
+    Playable,
 }
 
 impl CompressOptions {
@@ -45,6 +61,8 @@ impl CompressOptions {
             push_pull: None,
             auth: Vec::new(),
             ticket: None,
+            codecs: CodecSet::All,
+            max_candidates: 8,
         }
     }
 }
@@ -108,6 +126,7 @@ impl MiniSdp {
             session_values_v0(&mut m, sdp, &sections);
         } else {
             session_values_ext(&mut m, sdp, &sections);
+            m.candidates.truncate(opts.max_candidates);
         }
 
         for s in &sections {
@@ -324,6 +343,23 @@ fn compress_media(
             }
         }
         media.codecs.push(mc);
+    }
+
+    if !v0 && opts.codecs == CodecSet::Playable {
+        media.codecs.retain(|c| match c.name {
+            CodecName::H264 => c.h264.is_none_or(|h| h.packetization_mode == 1),
+            CodecName::FlexFec03 => false,
+            _ => true,
+        });
+        let kept: Vec<u8> = media
+            .codecs
+            .iter()
+            .filter(|c| c.name != CodecName::Rtx)
+            .map(|c| c.pt)
+            .collect();
+        media
+            .codecs
+            .retain(|c| c.name != CodecName::Rtx || c.apt.is_some_and(|a| kept.contains(&a)));
     }
 
     let mut exts: Vec<_> = s

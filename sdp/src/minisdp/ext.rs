@@ -254,6 +254,9 @@ fn encode_media(media: &MiniMedia) -> Result<Vec<u8>, EncodeError> {
         v.extend_from_slice(&params);
     }
     for e in &media.extensions {
+        if e.id == 0 {
+            return Err(EncodeError::Unrepresentable("extension id 0"));
+        }
         v.push(e.id);
         v.push(e.uri.ext_index());
     }
@@ -466,7 +469,7 @@ fn decode_media(v: &[u8]) -> Result<MiniMedia, DecodeError> {
     for _ in 0..n_ext {
         let e = r.bytes(2, "extension")?;
         // Unknown indexes come from newer senders: skip them, the id stays unused.
-        if let Some(uri) = ExtensionUri::from_ext_index(e[1]) {
+        if let Some(uri) = ExtensionUri::from_ext_index(e[1]).filter(|_| e[0] != 0) {
             media.extensions.push(MiniExtension { id: e[0], uri });
         }
     }

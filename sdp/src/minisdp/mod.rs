@@ -15,13 +15,15 @@ mod error;
 mod expand;
 pub mod ext;
 mod model;
+mod offer;
 pub mod v0;
 mod wire;
 
 pub use answer::{MiniAnswerError, ReplyAttrs, answer_offer};
-pub use compress::CompressOptions;
+pub use compress::{CodecSet, CompressOptions};
 pub use error::{CompressError, DecodeError, EncodeError};
 pub use model::*;
+pub use offer::{AudioCodecs, PullOffer};
 
 /// Version byte of rtmlive's extended format: ASCII `R`. Version 1 is left to the
 /// published v1 design, which nobody implements.

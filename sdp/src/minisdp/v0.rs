@@ -431,7 +431,8 @@ fn decode_media(r: &mut Reader<'_>, aac_fmtp: bool) -> Result<MiniMedia, DecodeE
     let n = r.u8("extension count")?;
     for _ in 0..n {
         let e = r.bytes(2, "extension")?;
-        if let Some(uri) = ExtensionUri::from_v0_index(e[1]) {
+        // Id 0 is not a valid extmap id (RFC 8285); skip it like an unknown URI.
+        if let Some(uri) = ExtensionUri::from_v0_index(e[1]).filter(|_| e[0] != 0) {
             media.extensions.push(MiniExtension { id: e[0], uri });
         }
     }

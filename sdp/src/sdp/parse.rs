@@ -36,7 +36,7 @@ pub(super) fn parse(text: &str) -> Result<Sdp, ParseError> {
         let (Some(typ), Some('=')) = (typ, eq) else {
             return Err(err(ParseErrorKind::NotTypeValue));
         };
-        let value = &line[2..];
+        let value = &line[typ.len_utf8() + 1..];
         if !saw_version {
             if typ != 'v' {
                 return Err(err(ParseErrorKind::MissingVersion));
@@ -181,6 +181,16 @@ mod tests {
             Sdp::parse("v=0\no=a b\n").unwrap_err().kind,
             ParseErrorKind::InvalidOrigin
         );
+    }
+
+    #[test]
+    fn multibyte_line_type_is_an_error_not_a_panic() {
+        assert_eq!(
+            Sdp::parse("é=x").unwrap_err().kind,
+            ParseErrorKind::MissingVersion
+        );
+        let s = Sdp::parse("v=0\no=- 1 1 IN IP4 a\né=x\n").unwrap();
+        assert_eq!(s.extra_lines, [('é', "x".to_string())]);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! CRLF serializer. Line order: v, o, s, extra session lines, c, t, attributes, then each
-//! media section (m, extra lines, c, attributes) – the order RFC 8866 §5 prescribes.
+//! CRLF serializer. Line order: v, o, s, other session lines (in their original order),
+//! c, t, attributes, then each media section (m, c, other lines, attributes).
 
 use std::fmt;
 
@@ -43,14 +43,12 @@ impl fmt::Display for Media {
             write!(f, " {fmt}")?;
         }
         f.write_str("\r\n")?;
-        // RFC 8866 puts i= before c= and b=/k= after it; keep i= first.
-        for (t, v) in self.extra_lines.iter().filter(|(t, _)| *t == 'i') {
-            write!(f, "{t}={v}\r\n")?;
-        }
+        // Other lines keep their relative order (so parse(write(x)) == x); c= goes first,
+        // which is where WebRTC stacks put it.
         if let Some(c) = &self.connection {
             write!(f, "c={} {} {}\r\n", c.net_type, c.addr_type, c.address)?;
         }
-        for (t, v) in self.extra_lines.iter().filter(|(t, _)| *t != 'i') {
+        for (t, v) in &self.extra_lines {
             write!(f, "{t}={v}\r\n")?;
         }
         for a in &self.attributes {

@@ -70,3 +70,68 @@ impl FrameAssembler {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{Codec, Frame, FrameData, FrameKind};
+    use crate::rtp::{ExtensionIds, VideoPacketizer, VideoPacketizerConfig};
+    use bytes::Bytes;
+
+    fn packets(ids: ExtensionIds) -> Vec<RtpView> {
+        let mut cfg = VideoPacketizerConfig::new(Codec::H264, 1, 96);
+        cfg.ext = ids;
+        let mut p = VideoPacketizer::new(cfg).unwrap();
+        let mut out = Vec::new();
+        for i in 0..3 {
+            let f = Frame {
+                codec: Codec::H264,
+                kind: FrameKind::Inter,
+                dts: i * 40,
+                cts: 0,
+                data: FrameData::Nalus(vec![Bytes::from(vec![0x41; 3000])]),
+            };
+            p.push(&f, &mut out).unwrap();
+        }
+        out.into_iter()
+            .map(|m| RtpView::parse(m.bytes, &ids).unwrap())
+            .collect()
+    }
+
+    fn assemble(views: Vec<RtpView>) -> Vec<(usize, bool)> {
+        let mut a = FrameAssembler::new();
+        let mut out = Vec::new();
+        for v in views {
+            a.push(v, &mut out);
+        }
+        out.extend(a.flush());
+        out.into_iter()
+            .map(|f| (f.packets.len(), f.complete))
+            .collect()
+    }
+
+    #[test]
+    fn groups_by_range_and_marker() {
+        assert_eq!(
+            assemble(packets(ExtensionIds::default())),
+            [(3, true), (3, true), (3, true)]
+        );
+        assert_eq!(
+            assemble(packets(ExtensionIds::none())),
+            [(3, true), (3, true), (3, true)]
+        );
+    }
+
+    #[test]
+    fn lost_head_or_tail_makes_incomplete_frames() {
+        let mut v = packets(ExtensionIds::default());
+        v.remove(3); // head of frame 2
+        assert_eq!(assemble(v), [(3, true), (2, false), (3, true)]);
+        let mut v = packets(ExtensionIds::default());
+        v.remove(5); // tail of frame 2
+        assert_eq!(assemble(v), [(3, true), (2, false), (3, true)]);
+        let mut v = packets(ExtensionIds::none());
+        v.remove(5); // tail, no range: the timestamp change closes it
+        assert_eq!(assemble(v), [(3, true), (2, false), (3, true)]);
+    }
+}

@@ -248,6 +248,44 @@ impl FrameSeqRange {
     }
 }
 
+/// decoding-timestamp value bytes.
+pub fn write_decoding_timestamp(dts: u32) -> [u8; 4] {
+    dts.to_be_bytes()
+}
+
+/// composition-time value bytes.
+pub fn write_composition_time(cts: i32) -> [u8; 4] {
+    cts.to_be_bytes()
+}
+
+/// frame-seq-range value bytes.
+pub fn write_frame_seq_range(range: FrameSeqRange) -> [u8; 4] {
+    range.to_bytes()
+}
+
+/// frame-type value bytes.
+pub fn write_frame_type(t: FrameType) -> [u8; 1] {
+    [t.to_byte()]
+}
+
+/// reference-frame-timestamp value bytes.
+pub fn write_reference_frame_timestamp(ts: u32) -> [u8; 4] {
+    ts.to_be_bytes()
+}
+
+/// aac-config value bytes: the AudioSpecificConfig itself, checked for the 1..=255 range.
+pub fn write_aac_config(asc: &[u8]) -> Result<&[u8], ValueError> {
+    match asc.len() {
+        0 => Err(ValueError::EmptyAacConfig),
+        1..=255 => Ok(asc),
+        len => Err(ValueError::WrongLength {
+            ext: RtmExt::AacConfig,
+            len,
+            expected: 255,
+        }),
+    }
+}
+
 /// Errors in one extension value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -408,11 +446,13 @@ impl RtmExtensions {
     /// Serializes these values as one RFC 8285 block (smallest form that fits), for tests and
     /// tools; the packetizers write their blocks directly.
     pub fn to_block(&self, ids: &ExtensionIds) -> Result<Vec<u8>, BlockError> {
-        let dts = self.decoding_timestamp.map(u32::to_be_bytes);
-        let cts = self.composition_time.map(i32::to_be_bytes);
-        let range = self.frame_seq_range.map(FrameSeqRange::to_bytes);
-        let ft = self.frame_type.map(|t| [t.to_byte()]);
-        let rf = self.reference_frame_timestamp.map(u32::to_be_bytes);
+        let dts = self.decoding_timestamp.map(write_decoding_timestamp);
+        let cts = self.composition_time.map(write_composition_time);
+        let range = self.frame_seq_range.map(write_frame_seq_range);
+        let ft = self.frame_type.map(write_frame_type);
+        let rf = self
+            .reference_frame_timestamp
+            .map(write_reference_frame_timestamp);
         let values: [(RtmExt, Option<&[u8]>); 6] = [
             (RtmExt::DecodingTimestamp, dts.as_ref().map(|v| &v[..])),
             (RtmExt::CompositionTime, cts.as_ref().map(|v| &v[..])),

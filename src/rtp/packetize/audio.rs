@@ -1,10 +1,12 @@
 //! The audio packetizer: AAC (LATM or ADTS framing) and Opus.
 //!
-//! Audio timestamps are kept sample-continuous: when the previous frame's RTP timestamp plus its
-//! sample count maps back to this frame's millisecond DTS, that value is used; otherwise (a gap,
-//! a jitter in the source's rounding, the first frame) the timestamp is re-anchored on
-//! `ms_to_clock(dts)`. Either way `clock_to_ms` of the value is exactly the frame's DTS, so the
-//! round trip stays lossless while decoders see the clean 1024-sample steps they expect.
+//! Audio RTP timestamps are kept sample-continuous: when the previous frame's timestamp plus its
+//! sample count lands within one millisecond of this frame's DTS (the precision of FLV/RTMP
+//! timestamps, which muxers round inconsistently: ffmpeg writes 1024-sample frames at 44.1 kHz as
+//! 0, 23, 46, 69, 93 ms), that value is used; otherwise (a gap, the first frame) the timestamp is
+//! re-anchored on `ms_to_clock(dts)`. Decoders see the clean 1024-sample steps they expect.
+//! The decoding-timestamp extension carries the exact `ms_to_clock(dts)`, so the round trip of
+//! the millisecond DTS stays lossless.
 
 use bytes::{BufMut, BytesMut};
 
@@ -69,7 +71,8 @@ pub struct AudioPacketizer {
     adts: Option<AdtsTemplate>,
     /// Ticks per access unit when fixed (AAC), for sample continuity.
     fixed_samples: Option<u32>,
-    /// Unwrapped DTS clock of the previous frame and the ticks it lasts.
+    /// Unwrapped playout clock (RTP timestamp without CTS) of the previous frame and the ticks
+    /// it lasts.
     previous: Option<(i64, Option<u32>)>,
     send_config: bool,
     frames_since_config: u32,
@@ -183,15 +186,18 @@ impl AudioPacketizer {
 
         // Timestamps (see the module doc).
         let rate = self.clock_rate;
-        let dts_clock = match self.previous {
-            Some((prev, Some(step))) if clock_to_ms(prev + i64::from(step), rate) == frame.dts => {
+        let exact = ms_to_clock(frame.dts, rate);
+        let playout = match self.previous {
+            Some((prev, Some(step)))
+                if (clock_to_ms(prev + i64::from(step), rate) - frame.dts).abs() <= 1 =>
+            {
                 prev + i64::from(step)
             }
-            _ => ms_to_clock(frame.dts, rate),
+            _ => exact,
         };
         let cts_clock = i32::try_from(ms_to_clock(i64::from(frame.cts), rate))
             .map_err(|_| PacketizeError::CompositionOutOfRange(frame.cts))?;
-        let timestamp = wire(dts_clock + i64::from(cts_clock));
+        let timestamp = wire(playout + i64::from(cts_clock));
 
         // The payload stream: a framing prefix, then the AU.
         self.prefix.clear();
@@ -243,7 +249,7 @@ impl AudioPacketizer {
             last: (first_seq + count as u64 - 1) as u16,
         };
         let vals = FrameValues {
-            dts: wire(dts_clock),
+            dts: wire(exact),
             cts: cts_clock,
             frame_type: None,
             ref_ts: None,
@@ -298,12 +304,182 @@ impl AudioPacketizer {
             Codec::Opus => opus::packet_samples(au),
             _ => self.fixed_samples,
         };
-        self.previous = Some((dts_clock, step));
+        self.previous = Some((playout, step));
         if with_config {
             self.send_config = false;
             self.frames_since_config = 0;
         }
         self.frames_since_config = self.frames_since_config.saturating_add(1);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rtp::RtpView;
+    use bytes::Bytes;
+
+    fn aac(rate: u32, asc: &'static [u8]) -> AudioConfig {
+        AudioConfig {
+            codec: Codec::Aac,
+            asc: Bytes::from_static(asc),
+            object_type: 2,
+            sample_rate: rate,
+            channels: 2,
+        }
+    }
+
+    fn frame(dts: i64, len: usize) -> Frame {
+        Frame {
+            codec: Codec::Aac,
+            kind: FrameKind::Audio,
+            dts,
+            cts: 0,
+            data: FrameData::Audio(Bytes::from(vec![0x21; len])),
+        }
+    }
+
+    #[test]
+    fn timestamps_are_sample_continuous_at_44100() {
+        let mut p = AudioPacketizer::new(
+            AudioPacketizerConfig::new(1, 97),
+            aac(44_100, &[0x12, 0x10]),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        // ffmpeg's millisecond rounding of 1024-sample frames: 0, 23, 46, 70, 93, ...
+        for i in 0..200u64 {
+            let dts = (i * 1024 * 1000 + 22_050) / 44_100;
+            p.push(&frame(dts as i64, 200), &mut out).unwrap();
+        }
+        for (i, m) in out.iter().enumerate() {
+            assert_eq!(m.timestamp, 1024 * i as u32);
+            assert!(m.marker);
+        }
+        // ffmpeg's FLV timestamps (rescaled with error carry, not rounded per frame) too.
+        let mut p = AudioPacketizer::new(
+            AudioPacketizerConfig::new(1, 97),
+            aac(44_100, &[0x12, 0x10]),
+        )
+        .unwrap();
+        out.clear();
+        for dts in [0, 23, 46, 69, 93, 116, 139, 162, 186, 209, 232, 255] {
+            p.push(&frame(dts, 200), &mut out).unwrap();
+        }
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(i, m)| m.timestamp == 1024 * i as u32)
+        );
+        let v = crate::rtp::RtpView::parse(out[3].bytes.clone(), &ExtensionIds::default()).unwrap();
+        assert_eq!(
+            v.rtm.decoding_timestamp,
+            Some(3043),
+            "exact 69 ms, not the playout 3072"
+        );
+        out.clear();
+        // A gap re-anchors on the millisecond mapping.
+        out.clear();
+        p.push(&frame(10_000, 200), &mut out).unwrap();
+        assert_eq!(out[0].timestamp, 441_000);
+    }
+
+    #[test]
+    fn aac_config_on_first_packet_and_then_periodically() {
+        let mut cfg = AudioPacketizerConfig::new(1, 97);
+        cfg.config_interval = 3;
+        let mut p = AudioPacketizer::new(cfg, aac(48_000, &[0x11, 0x90])).unwrap();
+        let mut out = Vec::new();
+        for i in 0..8 {
+            p.push(&frame(i * 21, 100), &mut out).unwrap();
+        }
+        p.repeat_config();
+        p.push(&frame(200, 100), &mut out).unwrap();
+        let ids = ExtensionIds::default();
+        let with: Vec<bool> = out
+            .iter()
+            .map(|m| {
+                RtpView::parse(m.bytes.clone(), &ids)
+                    .unwrap()
+                    .rtm
+                    .aac_config
+                    .is_some()
+            })
+            .collect();
+        assert_eq!(
+            with,
+            [true, false, false, true, false, false, true, false, true]
+        );
+        let v = RtpView::parse(out[0].bytes.clone(), &ids).unwrap();
+        assert_eq!(v.rtm.aac_config.as_deref(), Some(&[0x11, 0x90][..]));
+        assert_eq!(v.rtm.composition_time, None, "audio CTS only when non-zero");
+    }
+
+    #[test]
+    fn latm_and_adts_payloads() {
+        let mut p = AudioPacketizer::new(
+            AudioPacketizerConfig::new(1, 97),
+            aac(44_100, &[0x12, 0x10]),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        p.push(&frame(0, 300), &mut out).unwrap();
+        let v = RtpView::parse(out[0].bytes.clone(), &ExtensionIds::default()).unwrap();
+        assert_eq!(&v.payload[..2], &[0xFF, 45]);
+        assert_eq!(v.payload.len(), 302);
+
+        let mut cfg = AudioPacketizerConfig::new(1, 97);
+        cfg.aac_mode = AacMode::Adts;
+        let mut p = AudioPacketizer::new(cfg, aac(44_100, &[0x12, 0x10])).unwrap();
+        out.clear();
+        p.push(&frame(0, 100), &mut out).unwrap();
+        let v = RtpView::parse(out[0].bytes.clone(), &ExtensionIds::default()).unwrap();
+        assert_eq!(&v.payload[..7], &[0xFF, 0xF1, 0x50, 0x80, 0x0D, 0x7F, 0xFC]);
+    }
+
+    #[test]
+    fn large_aac_frames_are_split_and_opus_is_not() {
+        let mut p = AudioPacketizer::new(
+            AudioPacketizerConfig::new(1, 97),
+            aac(48_000, &[0x11, 0x90]),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        p.push(&frame(0, 3000), &mut out).unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(out.iter().all(|m| m.len() <= 1200));
+        assert_eq!(
+            out.iter().map(|m| m.marker).collect::<Vec<_>>(),
+            [false, false, true]
+        );
+        let opus = AudioConfig {
+            codec: Codec::Opus,
+            asc: Bytes::new(),
+            object_type: 0,
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let mut p = AudioPacketizer::new(AudioPacketizerConfig::new(1, 111), opus).unwrap();
+        let f = Frame {
+            codec: Codec::Opus,
+            kind: FrameKind::Audio,
+            dts: 0,
+            cts: 0,
+            data: FrameData::Audio(Bytes::from(vec![0xFC; 1275])),
+        };
+        assert!(matches!(
+            p.push(&f, &mut out),
+            Err(PacketizeError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn adts_mode_rejects_configs_adts_cannot_express() {
+        let mut cfg = AudioPacketizerConfig::new(1, 97);
+        cfg.aac_mode = AacMode::Adts;
+        // AOT 31+ (escape) cannot be an ADTS profile.
+        let r = AudioPacketizer::new(cfg, aac(48_000, &[0xF8, 0x00, 0x00]));
+        assert!(matches!(r, Err(PacketizeError::Asc(_))));
     }
 }

@@ -1,0 +1,198 @@
+//! HTTP-FLV out: `GET /{app}/{stream}.flv` for every stream in the hub, so this edge is an
+//! origin for other edges (cascading) and a fallback for players.
+//!
+//! Each response is fed from a frame subscription of the hub (starting at the cached keyframe)
+//! through the FLV muxer. Sequence headers are written before the first frame and again whenever
+//! the stream's configuration changes. A slow client is never waited for by the producer: the
+//! hub moves a lagging subscription to the newest keyframe.
+//!
+//! With a [`PullManager`] attached, a request for a stream this edge does not have starts a pull
+//! (the request holds a viewer lease), which is what makes edge → edge → origin cascades work.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::hub::{Hub, Recv, StartAt, Stream};
+use crate::media::flv_mux::{FlvMuxer, HevcMode};
+use crate::media::{AudioConfig, Frame, VideoConfig};
+use crate::origin::{PullLease, PullManager};
+
+/// Settings of the HTTP-FLV output.
+#[derive(Debug, Clone, Copy)]
+pub struct FlvOutConfig {
+    /// How H.265 is written (Enhanced FLV by default).
+    pub hevc: HevcMode,
+    /// How long a request for a stream being pulled waits for it to appear in the hub.
+    pub wait_stream: Duration,
+    /// Frames read from the hub per batch (one body chunk).
+    pub batch: usize,
+}
+
+impl Default for FlvOutConfig {
+    fn default() -> Self {
+        FlvOutConfig {
+            hevc: HevcMode::Enhanced,
+            wait_stream: Duration::from_secs(5),
+            batch: 64,
+        }
+    }
+}
+
+/// State of the HTTP-FLV routes.
+#[derive(Clone)]
+pub struct FlvOut {
+    hub: Arc<Hub>,
+    pulls: Option<PullManager>,
+    config: FlvOutConfig,
+}
+
+impl FlvOut {
+    pub fn new(hub: Arc<Hub>, config: FlvOutConfig) -> FlvOut {
+        FlvOut {
+            hub,
+            pulls: None,
+            config,
+        }
+    }
+
+    /// Pull streams the hub does not have (cascading edges).
+    pub fn with_pulls(mut self, pulls: PullManager) -> FlvOut {
+        self.pulls = Some(pulls);
+        self
+    }
+
+    /// `GET /{app}/{stream}.flv`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/{app}/{file}", get(serve_flv))
+            .with_state(self)
+    }
+}
+
+async fn serve_flv(
+    State(out): State<FlvOut>,
+    Path((app, file)): Path<(String, String)>,
+) -> Response {
+    let Some(stream) = file.strip_suffix(".flv") else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let key = format!("{app}/{stream}");
+    let (stream, lease) = match out.hub.get(&key) {
+        Some(s) => (s, None),
+        None => {
+            let Some(pulls) = &out.pulls else {
+                return (StatusCode::NOT_FOUND, "no such stream").into_response();
+            };
+            let lease = pulls.acquire(&key);
+            let deadline = tokio::time::Instant::now() + out.config.wait_stream;
+            loop {
+                if let Some(s) = out.hub.get(&key) {
+                    break (s, Some(lease));
+                }
+                if tokio::time::Instant::now() >= deadline || !pulls.is_pulling(&key) {
+                    return (StatusCode::NOT_FOUND, "stream not available").into_response();
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(feed(stream, tx, out.config, lease));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "video/x-flv")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(Body::new(ChannelBody(rx)))
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Muxes a frame subscription into FLV bytes until the client goes away or the stream ends.
+async fn feed(
+    stream: Arc<Stream>,
+    tx: mpsc::Sender<Bytes>,
+    config: FlvOutConfig,
+    _lease: Option<PullLease>,
+) {
+    let notify = Arc::new(Notify::new());
+    let mut sub = stream.subscribe_frames(StartAt::CachedKeyframe, Some(notify.clone()));
+    let mut mux: Option<FlvMuxer> = None;
+    let mut video: Option<Arc<VideoConfig>> = None;
+    let mut audio: Option<Arc<AudioConfig>> = None;
+    let mut items: Vec<Arc<Frame>> = Vec::with_capacity(config.batch);
+    loop {
+        match sub.poll(&mut items, config.batch) {
+            Recv::Closed => return,
+            Recv::Pending => {
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = tx.closed() => return,
+                }
+                continue;
+            }
+            Recv::Items(_) | Recv::Jumped { .. } | Recv::Switched { .. } => {}
+        }
+        for frame in items.drain(..) {
+            let m = mux.get_or_insert_with(|| {
+                let v = stream.video_config().is_some();
+                let a = stream.audio_config().is_some();
+                FlvMuxer::new(a, v).with_hevc_mode(config.hevc)
+            });
+            let vc = stream.video_config();
+            if vc.is_some() && vc != video {
+                if let Some(c) = &vc
+                    && let Err(e) = m.write_video_config(c, frame.dts)
+                {
+                    tracing::warn!(stream = stream.key(), error = %e, "flv out: video config");
+                }
+                video = vc;
+            }
+            let ac = stream.audio_config();
+            if ac.is_some() && ac != audio {
+                if let Some(c) = &ac
+                    && let Err(e) = m.write_audio_config(c, frame.dts)
+                {
+                    tracing::warn!(stream = stream.key(), error = %e, "flv out: audio config");
+                }
+                audio = ac;
+            }
+            if let Err(e) = m.write_frame(&frame) {
+                tracing::debug!(stream = stream.key(), error = %e, "flv out: frame skipped");
+            }
+        }
+        if let Some(m) = mux.as_mut() {
+            let bytes = m.take();
+            if !bytes.is_empty() && tx.send(bytes).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A response body fed by the muxing task.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|o| o.map(|b| Ok(http_body::Frame::data(b))))
+    }
+}

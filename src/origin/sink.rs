@@ -1,0 +1,148 @@
+//! Where demuxed streams go: the seam between origin/ingest drivers and the hub.
+//!
+//! Drivers (pulls, RTMP publishers, the demo source) produce [`DemuxEvent`]s; whoever owns the
+//! hub implements [`MediaSink`] (packetize once, push to the stream) and [`PullTarget`];
+//! [`HubTarget`] is that implementation for the [`Hub`].
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::hub::{Hub, Publisher, PublisherConfig, PublisherStats};
+use crate::ingest::rtmp_server::{DemuxingTagSink, PublishTarget, TagSink};
+use crate::media::DemuxEvent;
+
+/// Receives one stream's demuxed events, in order.
+pub trait MediaSink: Send + Sync + 'static {
+    /// Metadata, decoder configurations and frames; frame timestamps are on the stream's
+    /// continuous timeline (monotonic per track).
+    fn on_event(&self, ev: DemuxEvent);
+    /// The source switched (upstream failover): the next frame is a keyframe after a gap.
+    fn on_gap(&self) {}
+    /// The source ended (idle, every upstream failed, publisher left).
+    fn on_end(&self) {}
+}
+
+/// Creates the sink of a stream when its pull starts.
+pub trait PullTarget: Send + Sync + 'static {
+    /// `key` is `app/stream`.
+    fn open(&self, key: &str) -> Arc<dyn MediaSink>;
+}
+
+/// A [`MediaSink`] that publishes into a hub stream through its [`Publisher`] (packetize once).
+/// A gap starts a new source on the publisher's timeline; the end closes the stream.
+pub struct PublisherSink {
+    publisher: Mutex<Publisher>,
+}
+
+impl PublisherSink {
+    pub fn new(publisher: Publisher) -> PublisherSink {
+        PublisherSink {
+            publisher: Mutex::new(publisher),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Publisher> {
+        self.publisher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counters of the publisher.
+    pub fn stats(&self) -> PublisherStats {
+        self.lock().stats()
+    }
+}
+
+impl MediaSink for PublisherSink {
+    fn on_event(&self, ev: DemuxEvent) {
+        let mut p = self.lock();
+        if let Err(e) = p.handle(ev) {
+            tracing::debug!(stream = p.stream().key(), error = %e, "event refused");
+        }
+    }
+
+    fn on_gap(&self) {
+        self.lock().begin_source();
+    }
+
+    fn on_end(&self) {
+        self.lock().stream().close();
+    }
+}
+
+/// Routes pulls and publishes into a [`Hub`]: each source gets the hub stream of its key and a
+/// [`Publisher`] for it. At most one RTMP publisher per key at a time.
+pub struct HubTarget {
+    hub: Arc<Hub>,
+    config: PublisherConfig,
+    publishing: Arc<Mutex<HashSet<String>>>,
+}
+
+impl HubTarget {
+    pub fn new(hub: Arc<Hub>, config: PublisherConfig) -> HubTarget {
+        HubTarget {
+            hub,
+            config,
+            publishing: Arc::default(),
+        }
+    }
+
+    /// The hub stream of `key`, replacing a closed one left behind by an ended source.
+    pub fn sink_for(&self, key: &str) -> Arc<PublisherSink> {
+        let (mut stream, _) = self.hub.get_or_create(key);
+        if stream.is_closed() {
+            self.hub.remove(key);
+            stream = self.hub.get_or_create(key).0;
+        }
+        Arc::new(PublisherSink::new(Publisher::new(
+            stream,
+            self.config.clone(),
+        )))
+    }
+}
+
+impl PullTarget for HubTarget {
+    fn open(&self, key: &str) -> Arc<dyn MediaSink> {
+        self.sink_for(key)
+    }
+}
+
+/// A publish in progress: frees its key when dropped.
+struct PublishSlot {
+    key: String,
+    publishing: Arc<Mutex<HashSet<String>>>,
+    inner: DemuxingTagSink,
+}
+
+impl TagSink for PublishSlot {
+    fn on_tag(&mut self, tag: crate::rtmp::MediaTag) -> Result<(), String> {
+        self.inner.on_tag(tag)
+    }
+}
+
+impl Drop for PublishSlot {
+    fn drop(&mut self) {
+        self.publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+impl PublishTarget for HubTarget {
+    fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String> {
+        let key = format!("{app}/{stream}");
+        if !self
+            .publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone())
+        {
+            return Err(format!("{key} is already being published"));
+        }
+        let sink = self.sink_for(&key);
+        Ok(Box::new(PublishSlot {
+            key,
+            publishing: self.publishing.clone(),
+            inner: DemuxingTagSink::new(sink),
+        }))
+    }
+}

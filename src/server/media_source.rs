@@ -1,0 +1,82 @@
+//! The bridge from the hub to a viewer session: a [`Subscription`] cursor presented as the
+//! transport's [`MediaSource`].
+//!
+//! Packets are handed over as the shared `Bytes` (no copy). When the subscription is moved to a
+//! keyframe (the viewer fell out of the ring, or asked for a keyframe) or to another stream
+//! (co-host switch), the packets stop following each other; a [`Continuity`] then computes the
+//! per-track offsets that keep the viewer's sequence numbers and timestamps continuous, and the
+//! session applies them in the copy it makes for SRTP anyway.
+
+use std::sync::Arc;
+
+use crate::hub::{Continuity, Recv, Stream, Subscription};
+use crate::media::TrackKind;
+use crate::rtp::MediaPacket;
+use crate::transport::MediaSource;
+
+/// Most packets moved per poll: bounds one viewer's share of a shard iteration.
+const MAX_PER_POLL: usize = 512;
+
+/// A viewer's media: one subscription plus its continuity state (about 200 bytes).
+pub struct HubSource {
+    sub: Subscription,
+    continuity: Continuity,
+    offsets: [(u16, u32); 2],
+    jumps: u64,
+}
+
+fn lane(t: TrackKind) -> usize {
+    match t {
+        TrackKind::Audio => 0,
+        TrackKind::Video => 1,
+    }
+}
+
+impl HubSource {
+    /// Starts at the stream's cached keyframe (fast start).
+    pub fn new(stream: &Arc<Stream>) -> Self {
+        let audio_clock = stream.audio_config().map_or(48_000, |a| a.sample_rate);
+        Self {
+            sub: stream.subscribe(),
+            continuity: Continuity::new(90_000, audio_clock),
+            offsets: [(0, 0); 2],
+            jumps: 0,
+        }
+    }
+
+    /// Times this viewer was moved to a keyframe because it fell behind or asked for one.
+    pub fn jumps(&self) -> u64 {
+        self.jumps
+    }
+}
+
+impl MediaSource for HubSource {
+    fn poll_packets(&mut self, out: &mut Vec<MediaPacket>) {
+        let start = out.len();
+        match self.sub.poll(out, MAX_PER_POLL) {
+            Recv::Jumped { .. } | Recv::Switched { .. } => {
+                self.jumps += 1;
+                self.continuity.begin_epoch();
+            }
+            Recv::Items(_) | Recv::Pending | Recv::Closed => {}
+        }
+        for pkt in &out[start..] {
+            let rw = self.continuity.rewrite(pkt);
+            self.offsets[lane(pkt.track)] =
+                (rw.seq_delta, rw.timestamp.wrapping_sub(pkt.timestamp));
+        }
+    }
+
+    fn lookup(&self, track: TrackKind, seq16: u16) -> Option<MediaPacket> {
+        self.sub.stream().lookup(track, seq16)
+    }
+
+    fn request_keyframe(&mut self, _track: TrackKind) {
+        // Served from the GOP cache by moving this cursor; never forwarded upstream.
+        self.sub.request_keyframe();
+    }
+
+    fn offsets(&self, track: TrackKind) -> (u16, u32) {
+        self.offsets[lane(track)]
+    }
+}

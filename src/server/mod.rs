@@ -1,0 +1,3 @@
+//! Assembly of the edge: config → hub, transport shards, signaling, HTTP, ingest and origins.
+
+pub mod media_source;

@@ -1,0 +1,304 @@
+//! miniSDP on the media port: one offer datagram in, one answer datagram out.
+//!
+//! The handler runs inside the shard that received the offer (the same shard then receives the
+//! client's STUN and DTLS from the same 5-tuple), so an offer costs no cross-thread hop:
+//!
+//! 1. decode (v0 or extended) and de-duplicate: a retransmitted offer (same source, same
+//!    `seq`) gets the same answer again and creates nothing;
+//! 2. validate the URL and authenticate the token (status 101/103 on failure);
+//! 3. resolve the stream: a stream not in the hub starts its origin pull **here, before the
+//!    answer is sent** — the answer never waits for the origin (status 104 if no origin
+//!    serves it);
+//! 4. negotiate, register the pending session, and answer in the client's own version through
+//!    the session's anti-amplification budget (never more than 3× what the client sent before
+//!    STUN verifies its address).
+//!
+//! Stop packets end the session their `svrsig` names.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::BytesMut;
+use rtm_sdp::minisdp::{
+    self, CompressOptions, MiniSdp, Packet, SdpKind, Status, StopPacket, WireVersion,
+};
+
+use super::auth::{TokenAuthority, TokenKind};
+use super::negotiate::{LocalDescription, negotiate, random_ice_string, stream_key};
+use super::{ResolveError, StreamResolver};
+use crate::server::media_source::HubSource;
+use crate::transport::shard::{Registrar, ShardError, SignalingHandler, ufrag_for_shard};
+use crate::transport::{SessionId, ViewerSession};
+
+/// How long an answer is kept for retransmitted offers.
+const ANSWER_TTL: Duration = Duration::from_secs(30);
+/// Most answers remembered per shard.
+const ANSWER_CACHE: usize = 4096;
+
+/// Outcome counters of the miniSDP path, by status code (shared by every shard; atomics only).
+#[derive(Debug, Default)]
+pub struct MiniSdpCounters {
+    pub ok: AtomicU64,
+    pub retransmitted: AtomicU64,
+    pub format_error: AtomicU64,
+    pub parameter_error: AtomicU64,
+    pub stream_info_error: AtomicU64,
+    pub auth_error: AtomicU64,
+    pub not_found: AtomicU64,
+    pub stops: AtomicU64,
+}
+
+impl MiniSdpCounters {
+    fn count(&self, status: Status) {
+        let c = match status.0 {
+            0 => &self.ok,
+            100 => &self.format_error,
+            101 => &self.parameter_error,
+            102 => &self.stream_info_error,
+            103 => &self.auth_error,
+            _ => &self.not_found,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(status code, count)` pairs for metrics.
+    pub fn by_status(&self) -> [(u16, u64); 6] {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (0, l(&self.ok)),
+            (100, l(&self.format_error)),
+            (101, l(&self.parameter_error)),
+            (102, l(&self.stream_info_error)),
+            (103, l(&self.auth_error)),
+            (104, l(&self.not_found)),
+        ]
+    }
+}
+
+/// What every shard's handler shares.
+pub struct MiniSdpContext {
+    pub local: LocalDescription,
+    pub resolver: Arc<dyn StreamResolver>,
+    /// `None`: open mode (local demo), every offer is accepted.
+    pub tokens: Option<TokenAuthority>,
+    /// Cleared when the server drains: new offers are refused with status 102.
+    pub accepting: Arc<AtomicBool>,
+    pub counters: Arc<MiniSdpCounters>,
+}
+
+struct Cached {
+    id: SessionId,
+    answer: Vec<u8>,
+    at: Instant,
+}
+
+/// The per-shard handler.
+pub struct MiniSdpHandler {
+    ctx: Arc<MiniSdpContext>,
+    answers: HashMap<(SocketAddr, u16), Cached>,
+}
+
+impl MiniSdpHandler {
+    pub fn new(ctx: Arc<MiniSdpContext>) -> Self {
+        Self {
+            ctx,
+            answers: HashMap::new(),
+        }
+    }
+
+    fn reply_error(&self, reg: &mut Registrar<'_>, offer: &MiniSdp, status: Status) {
+        self.ctx.counters.count(status);
+        tracing::debug!(status = status.0, url = %offer.url, "miniSDP offer refused");
+        let reply = MiniSdp::error_reply(offer.version, status, offer.seq, &offer.url);
+        if let Ok(bytes) = reply.encode() {
+            let _ = reg.reply(BytesMut::from(&bytes[..]));
+        }
+    }
+
+    fn remember(&mut self, now: Instant, key: (SocketAddr, u16), id: SessionId, answer: Vec<u8>) {
+        if self.answers.len() >= ANSWER_CACHE {
+            self.answers
+                .retain(|_, c| now.duration_since(c.at) < ANSWER_TTL);
+            if self.answers.len() >= ANSWER_CACHE
+                && let Some(k) = self.answers.keys().next().copied()
+            {
+                self.answers.remove(&k);
+            }
+        }
+        self.answers.insert(
+            key,
+            Cached {
+                id,
+                answer,
+                at: now,
+            },
+        );
+    }
+
+    fn handle_offer(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        offer: MiniSdp,
+        reg: &mut Registrar<'_>,
+    ) {
+        if offer.kind != SdpKind::Offer {
+            return;
+        }
+        if let Some(c) = self.answers.get(&(from, offer.seq))
+            && now.duration_since(c.at) < ANSWER_TTL
+        {
+            // A retransmitted offer: same answer, no new session.
+            let (id, answer) = (c.id, c.answer.clone());
+            reg.note_received(id);
+            if reg.send_via(id, BytesMut::from(&answer[..])).is_ok() {
+                self.ctx
+                    .counters
+                    .retransmitted
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        if !self.ctx.accepting.load(Ordering::Relaxed) {
+            return self.reply_error(reg, &offer, Status::STREAM_INFO_ERROR);
+        }
+        let Some(key) = stream_key(&offer.url) else {
+            return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
+        };
+        if let Some(tokens) = &self.ctx.tokens {
+            let now_unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ip = from.ip().to_string();
+            let ok = !offer.auth.is_empty()
+                && tokens
+                    .verify(
+                        &offer.auth,
+                        TokenKind::Pull,
+                        &key,
+                        now_unix,
+                        &[ip.as_bytes(), offer.ice_ufrag.as_bytes()],
+                    )
+                    .is_ok();
+            if !ok {
+                return self.reply_error(reg, &offer, Status::AUTH_ERROR);
+            }
+        }
+        // Starts the origin pull for a cold stream before anything else is done.
+        let stream = match self.ctx.resolver.resolve(&key) {
+            Ok(s) => s,
+            Err(ResolveError::NotFound) => {
+                return self.reply_error(reg, &offer, Status::STREAM_NOT_FOUND);
+            }
+            Err(ResolveError::Unavailable) => {
+                return self.reply_error(reg, &offer, Status::STREAM_INFO_ERROR);
+            }
+        };
+        let local_ufrag = ufrag_for_shard(reg.shard_id(), &random_ice_string(8));
+        let neg = match negotiate(&self.ctx.local, &offer.to_sdp(), &stream, local_ufrag) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "miniSDP offer not negotiable");
+                return self.reply_error(reg, &offer, Status::FORMAT_ERROR);
+            }
+        };
+        let opts = CompressOptions {
+            version: offer.version,
+            kind: SdpKind::Answer,
+            url: offer.url.clone(),
+            seq: offer.seq,
+            status: Status::OK,
+            // The reference convention: the client decodes `<ip>:<server ufrag>:<this>`.
+            svrsig: offer.ice_ufrag.clone(),
+            imm_send: false,
+            aac_fmtp: offer.aac_fmtp,
+            push_pull: offer.push_pull,
+            auth: Vec::new(),
+            ticket: None,
+            ..CompressOptions::new(offer.version, SdpKind::Answer, &offer.url)
+        };
+        let answer = match MiniSdp::from_sdp(&neg.answer, &opts).map(|m| m.encode()) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "miniSDP answer does not encode");
+                return self.reply_error(reg, &offer, Status::FORMAT_ERROR);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "miniSDP answer does not compress");
+                return self.reply_error(reg, &offer, Status::FORMAT_ERROR);
+            }
+        };
+        let session = ViewerSession::new(now, neg.session);
+        let id = match reg.register(session, Box::new(HubSource::new(&stream))) {
+            Ok(id) => id,
+            Err(ShardError::PendingFull | ShardError::Full) => {
+                return self.reply_error(reg, &offer, Status::STREAM_INFO_ERROR);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "session not registered");
+                return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
+            }
+        };
+        if reg.send_via(id, BytesMut::from(&answer[..])).is_err() {
+            // Larger than the anti-amplification budget allows: refuse rather than reflect.
+            reg.close(id, now);
+            return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
+        }
+        self.ctx.counters.count(Status::OK);
+        self.remember(now, (from, offer.seq), id, answer);
+    }
+
+    fn handle_stop(&mut self, now: Instant, stop: StopPacket, reg: &mut Registrar<'_>) {
+        self.ctx.counters.stops.fetch_add(1, Ordering::Relaxed);
+        // svrsig = "<server ip>:<server ufrag>:<client ufrag>"; the ip may itself hold ':'.
+        let mut parts = stop.svrsig.rsplitn(3, ':');
+        let (client_ufrag, server_ufrag) = (parts.next(), parts.next());
+        let found = server_ufrag
+            .filter(|_| client_ufrag.is_some_and(|c| !c.is_empty()))
+            .and_then(|u| reg.find(u.as_bytes()));
+        let status = match found {
+            Some(id) => {
+                reg.close(id, now);
+                self.answers.retain(|_, c| c.id != id);
+                Status::OK
+            }
+            None => Status::AUTH_ERROR,
+        };
+        let reply = StopPacket {
+            version: stop.version,
+            status,
+            seq: stop.seq,
+            svrsig: stop.svrsig,
+            auth: Vec::new(),
+        };
+        if let Ok(bytes) = reply.encode() {
+            let _ = reg.reply(BytesMut::from(&bytes[..]));
+        }
+    }
+}
+
+impl SignalingHandler for MiniSdpHandler {
+    fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], reg: &mut Registrar<'_>) {
+        match minisdp::decode(data) {
+            Ok(Packet::Sdp(offer)) => self.handle_offer(now, from, offer, reg),
+            Ok(Packet::Stop(stop)) => self.handle_stop(now, stop, reg),
+            Err(e) => {
+                self.ctx.counters.count(Status::FORMAT_ERROR);
+                tracing::debug!(error = %e, %from, "undecodable miniSDP datagram");
+                let version = if data.get(4) == Some(&minisdp::EXT_VERSION) {
+                    WireVersion::Ext
+                } else {
+                    WireVersion::V0
+                };
+                let seq = 0;
+                let reply = MiniSdp::error_reply(version, Status::FORMAT_ERROR, seq, "webrtc://-");
+                if let Ok(bytes) = reply.encode() {
+                    let _ = reg.reply(BytesMut::from(&bytes[..]));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Offer → answer + session parameters: the one code path behind miniSDP and WHEP.
+//!
+//! Whichever way a viewer signals, its offer ends up as an [`Sdp`] and is answered here, so the
+//! session behaves identically after signaling. The codecs answered follow what the stream is
+//! known to carry; for a stream whose origin has not delivered its sequence headers yet (the
+//! async origin fetch), the edge answers with the codecs it would most likely need and the
+//! exact decoder configuration travels in-band (parameter sets, the aac-config extension).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::RngExt as _;
+use rtm_sdp::ExtensionUri;
+use rtm_sdp::sdp::answer::{AnswerError, AnswerParams, CodecPreference, TrackParams as SdpTrack};
+use rtm_sdp::sdp::{
+    Candidate, CandidateType, Direction, Fingerprint as SdpFingerprint, HashFunction, MediaKind,
+    Sdp,
+};
+use thiserror::Error;
+
+use crate::hub::Stream;
+use crate::media::{Codec, TrackKind};
+use crate::transport::dtls::{DtlsIdentity, Fingerprint};
+use crate::transport::ice_lite::IceConfig;
+use crate::transport::rtcp::NtpClock;
+use crate::transport::{SessionParams, TrackParams};
+
+/// RTM extensions the edge writes (their ids come from the offer).
+pub const SUPPORTED_EXTENSIONS: [ExtensionUri; 6] = [
+    ExtensionUri::DecodingTimestamp,
+    ExtensionUri::CompositionTime,
+    ExtensionUri::FrameSeqRange,
+    ExtensionUri::FrameType,
+    ExtensionUri::ReferenceFrameTimestamp,
+    ExtensionUri::AacConfig,
+];
+
+/// What the edge knows about itself when it answers.
+#[derive(Clone)]
+pub struct LocalDescription {
+    pub identity: Arc<DtlsIdentity>,
+    /// Host candidates advertised in every answer (the media port, or a relay in front of it).
+    pub candidates: Vec<SocketAddr>,
+    pub ntp: NtpClock,
+    pub ice_connect_timeout: Duration,
+    pub ice_consent_timeout: Duration,
+    pub dtls_timeout: Duration,
+}
+
+/// Why an offer could not be answered.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum NegotiateError {
+    #[error("offer has no DTLS fingerprint usable with this edge (sha-256 required)")]
+    Fingerprint,
+    #[error("offer has no ICE credentials")]
+    IceCredentials,
+    #[error("offer does not ask to receive media")]
+    Direction,
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+    #[error("no codec of the offer can carry this stream")]
+    NoCodec,
+}
+
+/// The outcome of a successful negotiation.
+pub struct Negotiation {
+    /// The answer SDP (WHEP sends it as text; miniSDP compresses it).
+    pub answer: Sdp,
+    /// Everything the transport session needs.
+    pub session: SessionParams,
+    pub local_ufrag: String,
+}
+
+/// A random ICE string of `len` characters from the ice-char set (RFC 8839: ALPHA / DIGIT / + /).
+pub fn random_ice_string(len: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
+        .collect()
+}
+
+fn video_preferences(stream: &Stream) -> Vec<CodecPreference> {
+    match stream.video_config().map(|c| c.codec) {
+        Some(Codec::H265) => vec![CodecPreference::h265()],
+        Some(_) => vec![CodecPreference::by_name("H264", 90_000, None)],
+        // Unknown yet (origin still connecting): H.264 is what nearly every origin carries.
+        None => vec![
+            CodecPreference::by_name("H264", 90_000, None),
+            CodecPreference::h265(),
+        ],
+    }
+}
+
+fn audio_preferences(stream: &Stream) -> Vec<CodecPreference> {
+    match stream.audio_config() {
+        Some(a) if a.codec == Codec::Opus => vec![CodecPreference::opus()],
+        Some(a) => vec![CodecPreference::by_name("MP4A-LATM", a.sample_rate, None)],
+        None => [44_100, 48_000, 32_000, 22_050, 16_000]
+            .into_iter()
+            .map(|rate| CodecPreference::by_name("MP4A-LATM", rate, None))
+            .chain([CodecPreference::opus()])
+            .collect(),
+    }
+}
+
+/// Answers `offer` for a viewer of `stream`. `local_ufrag` routes the session's first STUN
+/// packet (see [`crate::transport::shard::ufrag_for_shard`]).
+pub fn negotiate(
+    local: &LocalDescription,
+    offer: &Sdp,
+    stream: &Stream,
+    local_ufrag: String,
+) -> Result<Negotiation, NegotiateError> {
+    let fp = offer.fingerprint().ok_or(NegotiateError::Fingerprint)?;
+    if fp.hash != HashFunction::Sha256 {
+        return Err(NegotiateError::Fingerprint);
+    }
+    let remote_fingerprint = Fingerprint(
+        fp.digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| NegotiateError::Fingerprint)?,
+    );
+    let remote_ufrag = offer
+        .ice_ufrag()
+        .ok_or(NegotiateError::IceCredentials)?
+        .to_owned();
+    let wants_media = offer.media.iter().any(|m| {
+        matches!(
+            m.direction().unwrap_or(Direction::SendRecv),
+            Direction::RecvOnly | Direction::SendRecv
+        )
+    });
+    if !wants_media {
+        return Err(NegotiateError::Direction);
+    }
+
+    let mut rng = rand::rng();
+    let local_pwd = random_ice_string(24);
+    let video_ssrc: u32 = rng.random();
+    let audio_ssrc: u32 = rng.random();
+    let cname = random_ice_string(16);
+    let candidates = local
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| Candidate {
+            foundation: format!("{}", i + 1),
+            component: 1,
+            transport: "udp".into(),
+            priority: 2_130_706_431 - i as u32,
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            typ: CandidateType::Host,
+            raddr: None,
+            rport: None,
+            extensions: Vec::new(),
+        })
+        .collect();
+    let params = AnswerParams {
+        ice_ufrag: local_ufrag.clone(),
+        ice_pwd: local_pwd.clone(),
+        fingerprint: SdpFingerprint {
+            hash: HashFunction::Sha256,
+            digest: local.identity.fingerprint().0.to_vec(),
+        },
+        candidates,
+        ice_lite: true,
+        session_id: rng.random::<u32>().into(),
+        cname: cname.clone(),
+        stream_id: cname,
+        audio: Some(SdpTrack {
+            codecs: audio_preferences(stream),
+            direction: Direction::SendOnly,
+            ssrc: audio_ssrc,
+            rtx_ssrc: None,
+            track_id: "audio".into(),
+        }),
+        video: Some(SdpTrack {
+            codecs: video_preferences(stream),
+            direction: Direction::SendOnly,
+            ssrc: video_ssrc,
+            rtx_ssrc: None,
+            track_id: "video".into(),
+        }),
+        extensions: SUPPORTED_EXTENSIONS.to_vec(),
+    };
+    let answer = rtm_sdp::sdp::answer::build_answer(offer, &params)?;
+
+    let mut tracks = Vec::new();
+    for m in answer.media.iter().filter(|m| m.port != 0) {
+        let (kind, ssrc) = match m.kind {
+            MediaKind::Audio => (TrackKind::Audio, audio_ssrc),
+            MediaKind::Video => (TrackKind::Video, video_ssrc),
+            _ => continue,
+        };
+        let Some(codec) = m.codecs_in_preference_order().into_iter().next() else {
+            continue;
+        };
+        tracks.push(TrackParams {
+            kind,
+            ssrc,
+            payload_type: codec.pt,
+            clock_rate: codec.clock_rate,
+        });
+    }
+    if tracks.is_empty() {
+        return Err(NegotiateError::NoCodec);
+    }
+    let mut ice = IceConfig::new(local_ufrag.clone(), local_pwd, remote_ufrag);
+    ice.connect_timeout = local.ice_connect_timeout;
+    ice.consent_timeout = local.ice_consent_timeout;
+    let mut session = SessionParams::new(
+        ice,
+        remote_fingerprint,
+        tracks,
+        local.identity.clone(),
+        local.ntp.clone(),
+    );
+    session.dtls_timeout = local.dtls_timeout;
+    Ok(Negotiation {
+        answer,
+        session,
+        local_ufrag,
+    })
+}
+
+/// `app/stream` from a stream URL (`webrtc://host/app/stream?query`, `rtm://…`, or a path).
+/// The last two path segments name the stream, so URLs with a longer prefix path still work.
+pub fn stream_key(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    // Drop the authority (host[:port]) when a scheme was present or the URL has no leading '/'.
+    let path = if url.contains("://") {
+        rest.split_once('/').map(|(_, p)| p)?
+    } else {
+        rest.trim_start_matches('/')
+    };
+    let path = path.split(['?', '#']).next()?;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let [.., app, stream] = segs.as_slice() else {
+        return None;
+    };
+    let stream = stream.strip_suffix(".flv").unwrap_or(stream);
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && !s.bytes().all(|b| b == b'.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    (valid(app) && valid(stream)).then(|| format!("{app}/{stream}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_keys() {
+        assert_eq!(
+            stream_key("webrtc://live.example.com/live/stream01").as_deref(),
+            Some("live/stream01")
+        );
+        assert_eq!(
+            stream_key("webrtc://h:8000/a/b/live/demo?token=x").as_deref(),
+            Some("live/demo")
+        );
+        assert_eq!(stream_key("/live/demo.flv").as_deref(), Some("live/demo"));
+        assert_eq!(stream_key("webrtc://host/onlyone"), None);
+        assert_eq!(stream_key("webrtc://host/live/../x"), None);
+        assert_eq!(stream_key("webrtc://host/li ve/x"), None);
+    }
+}
