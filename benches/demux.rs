@@ -9,7 +9,9 @@ use rtmlive::media::flv::{DemuxEvent, FlvDemuxer};
 use rtmlive::media::flv_mux::FlvMuxer;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -68,11 +70,18 @@ fn demux_all(data: &[u8], chunk: usize) -> usize {
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("demux");
-    for name in ["h264_aac.flv", "h264_bframes_aac.flv", "hevc_enhanced_aac.flv", "demo.flv"] {
+    for name in [
+        "h264_aac.flv",
+        "h264_bframes_aac.flv",
+        "hevc_enhanced_aac.flv",
+        "demo.flv",
+    ] {
         let data = replicate(name, 4 << 20);
         g.throughput(Throughput::Bytes(data.len() as u64));
         // 16 KiB chunks, as reads from a socket deliver them.
-        g.bench_function(format!("{name}/16KiB-chunks"), |b| b.iter(|| demux_all(black_box(&data), 16 * 1024)));
+        g.bench_function(format!("{name}/16KiB-chunks"), |b| {
+            b.iter(|| demux_all(black_box(&data), 16 * 1024))
+        });
     }
     g.finish();
 }

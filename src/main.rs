@@ -108,12 +108,14 @@ fn main() -> ExitCode {
     serve(loaded.config)
 }
 
-/// The server is assembled in `rtmlive::server` (lead); until it is part of this build the binary
-/// validates and prints its effective configuration, and says so.
+/// Runs the edge until SIGTERM/SIGINT (then drains; see `docs/operations.md`).
 fn serve(config: Config) -> ExitCode {
-    tracing::error!(
-        "this build has no server assembly (rtmlive::server::run); effective configuration follows"
-    );
-    print!("{}", config.redacted().to_toml_string());
-    ExitCode::FAILURE
+    match rtmlive::server::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "rtmlive failed");
+            eprintln!("rtmlive: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

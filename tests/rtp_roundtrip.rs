@@ -498,7 +498,8 @@ fn fixtures_round_trip() {
             for ev in &events {
                 match ev {
                     DemuxEvent::VideoConfig(c) if video.is_none() => {
-                        let p = VideoPacketizer::new(VideoPacketizerConfig::new(c.codec, 1, 96)).unwrap();
+                        let p = VideoPacketizer::new(VideoPacketizerConfig::new(c.codec, 1, 96))
+                            .unwrap();
                         video = Some((p, Depacketizer::new(DepacketizerConfig::video(c.codec))));
                     }
                     DemuxEvent::AudioConfig(c) => match &mut audio {
@@ -512,11 +513,21 @@ fn fixtures_round_trip() {
                         }
                     },
                     DemuxEvent::Frame(f) if f.codec.is_video() => {
-                        video.as_mut().expect("video config first").0.push(f, &mut vpk).unwrap();
+                        video
+                            .as_mut()
+                            .expect("video config first")
+                            .0
+                            .push(f, &mut vpk)
+                            .unwrap();
                         vframes.push(f.clone());
                     }
                     DemuxEvent::Frame(f) => {
-                        audio.as_mut().expect("audio config first").0.push(f, &mut apk).unwrap();
+                        audio
+                            .as_mut()
+                            .expect("audio config first")
+                            .0
+                            .push(f, &mut apk)
+                            .unwrap();
                         aframes.push(f.clone());
                     }
                     _ => {}
@@ -530,7 +541,10 @@ fn fixtures_round_trip() {
                 .filter(|w| w[0].timestamp != w[1].timestamp)
                 .map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp))
                 .collect();
-            assert!(steps.iter().all(|&s| s == 1024), "{name}: audio steps {steps:?}");
+            assert!(
+                steps.iter().all(|&s| s == 1024),
+                "{name}: audio steps {steps:?}"
+            );
             for (packets, frames, dep) in [
                 (vpk, vframes, &mut video.as_mut().unwrap().1),
                 (apk, aframes, &mut audio.as_mut().unwrap().1),
@@ -552,7 +566,10 @@ fn fixtures_round_trip() {
                     for (j, v) in g.packets.iter().enumerate() {
                         assert_eq!(v.marker, j + 1 == n, "{name}: marker of frame {i}");
                         let r = v.rtm.frame_seq_range.unwrap();
-                        assert_eq!((r.first, r.last), (g.packets[0].sequence, g.packets[n - 1].sequence));
+                        assert_eq!(
+                            (r.first, r.last),
+                            (g.packets[0].sequence, g.packets[n - 1].sequence)
+                        );
                     }
                     let back = dep.depacketize(&g.packets).unwrap();
                     assert_eq!(&back.frame, f, "{name}: frame {i} ({:?})", f.kind);

@@ -23,6 +23,9 @@ pub struct HubSource {
     continuity: Continuity,
     offsets: [(u16, u32); 2],
     jumps: u64,
+    /// Keeps the stream's source alive while this viewer watches (see
+    /// [`crate::signal::Resolved::hold`]).
+    _hold: Option<Box<dyn Send>>,
 }
 
 fn lane(t: TrackKind) -> usize {
@@ -41,7 +44,14 @@ impl HubSource {
             continuity: Continuity::new(90_000, audio_clock),
             offsets: [(0, 0); 2],
             jumps: 0,
+            _hold: None,
         }
+    }
+
+    /// Attaches what must live as long as this viewer (an origin-pull lease).
+    pub fn with_hold(mut self, hold: Option<Box<dyn Send>>) -> Self {
+        self._hold = hold;
+        self
     }
 
     /// Times this viewer was moved to a keyframe because it fell behind or asked for one.

@@ -188,7 +188,7 @@ impl MiniSdpHandler {
             }
         }
         // Starts the origin pull for a cold stream before anything else is done.
-        let stream = match self.ctx.resolver.resolve(&key) {
+        let resolved = match self.ctx.resolver.resolve(&key) {
             Ok(s) => s,
             Err(ResolveError::NotFound) => {
                 return self.reply_error(reg, &offer, Status::STREAM_NOT_FOUND);
@@ -198,7 +198,12 @@ impl MiniSdpHandler {
             }
         };
         let local_ufrag = ufrag_for_shard(reg.shard_id(), &random_ice_string(8));
-        let neg = match negotiate(&self.ctx.local, &offer.to_sdp(), &stream, local_ufrag) {
+        let neg = match negotiate(
+            &self.ctx.local,
+            &offer.to_sdp(),
+            &resolved.stream,
+            local_ufrag,
+        ) {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "miniSDP offer not negotiable");
@@ -232,7 +237,10 @@ impl MiniSdpHandler {
             }
         };
         let session = ViewerSession::new(now, neg.session);
-        let id = match reg.register(session, Box::new(HubSource::new(&stream))) {
+        let id = match reg.register(
+            session,
+            Box::new(HubSource::new(&resolved.stream).with_hold(resolved.hold)),
+        ) {
             Ok(id) => id,
             Err(ShardError::PendingFull | ShardError::Full) => {
                 return self.reply_error(reg, &offer, Status::STREAM_INFO_ERROR);

@@ -22,5 +22,14 @@ pub enum ResolveError {
 /// it yet. Must return at once: the pull runs in the background while the viewer's handshake
 /// proceeds (first-frame time = max(handshake, origin), not their sum).
 pub trait StreamResolver: Send + Sync {
-    fn resolve(&self, key: &str) -> Result<Arc<Stream>, ResolveError>;
+    fn resolve(&self, key: &str) -> Result<Resolved, ResolveError>;
 }
+
+/// A stream a viewer may subscribe to, with whatever keeps it alive for that viewer.
+pub struct Resolved {
+    pub stream: Arc<Stream>,
+    /// Held for as long as the viewer's session lives (e.g. an origin-pull lease: the pull
+    /// ends a linger time after the last viewer's hold is dropped).
+    pub hold: Option<Box<dyn Send>>,
+}
+pub mod whep;

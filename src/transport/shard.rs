@@ -126,6 +126,11 @@ impl Lobby {
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
+
+    /// Drops a parked session (its signaling was cancelled). `true` if it was here.
+    pub fn remove(&mut self, ufrag: &[u8]) -> bool {
+        self.sessions.remove(ufrag).is_some()
+    }
 }
 
 /// Limits of one shard.
@@ -539,6 +544,19 @@ impl Shard {
         if let Some(e) = self.entry_mut(id) {
             e.session.close(now, super::session::CloseReason::Local);
             self.collect(id.slot, now);
+        }
+    }
+
+    /// Closes the session with local ufrag `ufrag`, if this shard has it (WHEP DELETE, admin
+    /// kick). `true` if it was here.
+    pub fn close_ufrag(&mut self, now: Instant, ufrag: &[u8]) -> bool {
+        match self.by_ufrag.get(ufrag).copied() {
+            Some(slot) => {
+                let id = self.id_of(slot);
+                self.close(id, now);
+                true
+            }
+            None => false,
         }
     }
 

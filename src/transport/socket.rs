@@ -233,6 +233,13 @@ pub fn bind_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> 
     Ok(socket.into())
 }
 
+/// Sessions to end, by local ufrag, posted by the HTTP side (WHEP DELETE, admin kick) and
+/// taken by whichever shard (or the lobby) holds the session. Entries nobody claims expire.
+pub type KickList = Arc<Mutex<Vec<(String, Instant)>>>;
+
+/// How long an unclaimed kick is kept (a session may still be on its way into a shard).
+const KICK_TTL: Duration = Duration::from_secs(10);
+
 /// Running shard workers.
 pub struct Driver {
     local_addr: SocketAddr,
@@ -240,6 +247,7 @@ pub struct Driver {
     workers: Vec<JoinHandle<()>>,
     counters: Vec<Arc<WorkerCounters>>,
     lobby: Arc<Mutex<Lobby>>,
+    kicks: KickList,
 }
 
 impl Driver {
@@ -259,6 +267,7 @@ impl Driver {
             sockets.push(bind_socket(local_addr, true)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let kicks = KickList::default();
         let mut workers = Vec::new();
         let mut counters = Vec::new();
         for (i, socket) in sockets.into_iter().enumerate() {
@@ -277,11 +286,20 @@ impl Driver {
             let stop = stop.clone();
             let cfg = config.clone();
             let lobby = lobby.clone();
+            let kicks = kicks.clone();
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("rtm-shard-{id}"))
                     .spawn(move || {
-                        run_worker(socket, shard, &cfg, &stop, &c, (id == 0).then_some(lobby))
+                        run_worker(
+                            socket,
+                            shard,
+                            &cfg,
+                            &stop,
+                            &c,
+                            (id == 0).then_some(lobby),
+                            &kicks,
+                        )
                     })?,
             );
         }
@@ -291,7 +309,13 @@ impl Driver {
             workers,
             counters,
             lobby,
+            kicks,
         })
+    }
+
+    /// Where to post sessions to end (see [`KickList`]).
+    pub fn kicks(&self) -> &KickList {
+        &self.kicks
     }
 
     /// The bound media address.
@@ -326,6 +350,7 @@ pub fn run_worker(
     stop: &AtomicBool,
     counters: &WorkerCounters,
     lobby_to_expire: Option<Arc<Mutex<Lobby>>>,
+    kicks: &KickList,
 ) {
     let gso = config.gso && probe_gso(&socket);
     let mut batcher = Batcher::new(config.batch, gso);
@@ -370,6 +395,21 @@ pub fn run_worker(
             .sessions
             .store(shard.len() as u64, Ordering::Relaxed);
         while shard.poll_event().is_some() {}
+        if let Ok(mut k) = kicks.try_lock()
+            && !k.is_empty()
+        {
+            k.retain(|(ufrag, at)| {
+                if shard.close_ufrag(now, ufrag.as_bytes()) {
+                    return false;
+                }
+                if let Some(lobby) = &lobby_to_expire
+                    && lobby.lock().is_ok_and(|mut l| l.remove(ufrag.as_bytes()))
+                {
+                    return false;
+                }
+                now.duration_since(*at) < KICK_TTL
+            });
+        }
         if let Some(lobby) = &lobby_to_expire
             && now >= next_lobby_expiry
         {
