@@ -24,7 +24,7 @@ use crate::media::{Codec, TrackKind};
 use crate::transport::dtls::{DtlsIdentity, Fingerprint};
 use crate::transport::ice_lite::IceConfig;
 use crate::transport::rtcp::NtpClock;
-use crate::transport::{SessionParams, TrackParams};
+use crate::transport::{ExtensionPolicy, SessionParams, TrackParams};
 
 /// RTM extensions the edge writes (their ids come from the offer).
 pub const SUPPORTED_EXTENSIONS: [ExtensionUri; 6] = [
@@ -209,6 +209,7 @@ pub fn negotiate(
     if tracks.is_empty() {
         return Err(NegotiateError::NoCodec);
     }
+    let extensions = extension_policy(&answer);
     let mut ice = IceConfig::new(local_ufrag.clone(), local_pwd, remote_ufrag);
     ice.connect_timeout = local.ice_connect_timeout;
     ice.consent_timeout = local.ice_consent_timeout;
@@ -220,11 +221,44 @@ pub fn negotiate(
         local.ntp,
     );
     session.dtls_timeout = local.dtls_timeout;
+    session.extensions = extensions;
     Ok(Negotiation {
         answer,
         session,
         local_ufrag,
     })
+}
+
+/// The stream's id of each RTM extension (what the publisher writes into the shared packets).
+fn stream_id(uri: ExtensionUri) -> Option<u8> {
+    use crate::rtp::ext::RtmExt;
+    let e = match uri {
+        ExtensionUri::DecodingTimestamp => RtmExt::DecodingTimestamp,
+        ExtensionUri::CompositionTime => RtmExt::CompositionTime,
+        ExtensionUri::FrameSeqRange => RtmExt::FrameSeqRange,
+        ExtensionUri::FrameType => RtmExt::FrameType,
+        ExtensionUri::ReferenceFrameTimestamp => RtmExt::ReferenceFrameTimestamp,
+        ExtensionUri::AacConfig => RtmExt::AacConfig,
+        _ => return None,
+    };
+    Some(e.default_id())
+}
+
+/// Which of the stream's extensions the viewer accepted, under which ids: the answer keeps the
+/// offer's ids for the extensions the edge implements (BUNDLE shares one id space).
+fn extension_policy(answer: &Sdp) -> ExtensionPolicy {
+    let mut pairs: Vec<(u8, u8)> = Vec::new();
+    for m in answer.media.iter().filter(|m| m.port != 0) {
+        for uri in SUPPORTED_EXTENSIONS {
+            if let (Some(from), Some(to)) = (stream_id(uri), m.extension_id(uri))
+                && let Ok(to) = u8::try_from(to)
+                && !pairs.iter().any(|&(f, _)| f == from)
+            {
+                pairs.push((from, to));
+            }
+        }
+    }
+    ExtensionPolicy::from_pairs(&pairs)
 }
 
 /// `app/stream` from a stream URL (`webrtc://host/app/stream?query`, `rtm://…`, or a path).
