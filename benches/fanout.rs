@@ -12,6 +12,7 @@ mod hub_support;
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hub_support::Source;
@@ -42,8 +43,15 @@ fn setup(subscribers: usize, gop_frames: u32) -> (Arc<Stream>, Source, Vec<Subsc
 }
 
 fn fanout(c: &mut Criterion) {
-    let mut g = c.benchmark_group("hub_fanout");
-    for &subscribers in &[1usize, 100, 10_000] {
+    fanout_mode(c, "hub_fanout", false, &[1, 100, 10_000]);
+    fanout_mode(c, "hub_fanout_borrow", true, &[100, 10_000]);
+}
+
+/// `borrow`: subscribers use `poll_with` (items lent under the read lock, as a session that
+/// encrypts straight into its own buffer would) instead of `poll` (items cloned).
+fn fanout_mode(c: &mut Criterion, group: &str, borrow: bool, subs_counts: &[usize]) {
+    let mut g = c.benchmark_group(group);
+    for &subscribers in subs_counts {
         for &gop_frames in &[25u32, 250] {
             if subscribers == 10_000 {
                 g.sample_size(10);
@@ -77,11 +85,16 @@ fn fanout(c: &mut Criterion) {
                     }
                     i += 1;
                     stream.push_packets(batch.drain(..));
+                    let mut lent = 0usize;
                     for sub in &mut subs {
-                        out.clear();
-                        black_box(sub.poll(&mut out, 64));
+                        if borrow {
+                            black_box(sub.poll_with(64, |p| lent += p.bytes.len()));
+                        } else {
+                            out.clear();
+                            black_box(sub.poll(&mut out, 64));
+                        }
                     }
-                    black_box(out.len())
+                    black_box((out.len(), lent))
                 })
             });
             let st = stream.stats();
@@ -91,5 +104,60 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fanout);
+/// Cost of one push (one frame) while `readers` threads, each a shard with 1 000
+/// subscriptions, poll the same stream as fast as they can: the lock contention the producer
+/// sees from its readers.
+fn push_under_readers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("hub_push_contended");
+    g.sample_size(30);
+    for &readers in &[0usize, 2] {
+        let (stream, mut src, _) = setup(0, 25);
+        let frames: Vec<Vec<MediaPacket>> = (0..25).map(|_| src.next_frame()).collect();
+        g.throughput(Throughput::Elements(frames[1].len() as u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..readers)
+            .map(|_| {
+                let stream = stream.clone();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut subs: Vec<Subscription> =
+                        (0..1_000).map(|_| stream.subscribe()).collect();
+                    let mut out = Vec::with_capacity(64);
+                    while !stop.load(Ordering::Relaxed) {
+                        for sub in &mut subs {
+                            out.clear();
+                            black_box(sub.poll(&mut out, 64));
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut i = 0u64;
+        let mut seq = [src.audio_seq, src.video_seq];
+        let mut batch: Vec<MediaPacket> = Vec::with_capacity(16);
+        g.bench_function(BenchmarkId::new("readers", readers), |b| {
+            b.iter(|| {
+                let cycle = (i / 25) as i64 + 1;
+                batch.clear();
+                for p in &frames[(i % 25) as usize] {
+                    let mut p = p.clone();
+                    let t = usize::from(p.track == TrackKind::Video);
+                    p.seq = seq[t];
+                    seq[t] += 1;
+                    p.dts_ms += cycle * 1_000;
+                    batch.push(p);
+                }
+                i += 1;
+                stream.push_packets(batch.drain(..));
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fanout, push_under_readers);
 criterion_main!(benches);

@@ -467,3 +467,25 @@ fn frame_ring_has_the_same_semantics() {
     assert_eq!(s.keyframe_frames(&mut gop, 100), 20);
     assert_eq!(s.stats().frames, 60);
 }
+
+#[test]
+fn poll_with_lends_exactly_what_poll_clones() {
+    let s = Stream::new("live/a", small_config(100_000));
+    let mut src = Source::new(10, 4);
+    s.push_packets(src.frames(12));
+    let mut a = s.subscribe();
+    let mut b = s.subscribe();
+    let mut cloned = Vec::new();
+    let mut lent = Vec::new();
+    for _ in 0..200 {
+        s.push_packets(src.next_frame());
+        let ra = a.poll(&mut cloned, 3);
+        let rb = b.poll_with(3, |p| lent.push((p.track, p.seq)));
+        assert_eq!(ra, rb);
+    }
+    // Both fell behind the ring the same way and were jumped the same way.
+    assert!(a.jumps() > 0);
+    assert_eq!(a.jumps(), b.jumps());
+    let cloned: Vec<_> = cloned.iter().map(|p| (p.track, p.seq)).collect();
+    assert_eq!(cloned, lent);
+}

@@ -226,3 +226,31 @@ fn switch_waits_for_the_frame_in_flight() {
     v.sub.switch_to(&b);
     assert!(!v.sub.is_switching());
 }
+
+#[test]
+fn viewer_survives_the_end_of_the_stream_it_leaves() {
+    let a = Stream::new("live/host", HubConfig::default());
+    let b = Stream::new("live/mix", HubConfig::default());
+    let mut sa = Source::new(25, 2);
+    let mut sb = Source::new(25, 2).with_seqs(500, 500);
+    sb.frame = 20;
+    a.push_packets(sa.frames(3));
+    b.push_packets(sb.frames(2));
+    let mut v = Viewer {
+        sub: SwitchableSubscription::new(a.subscribe()),
+        cont: Continuity::new(90_000, 48_000),
+        sent: Vec::new(),
+        switched_at: Vec::new(),
+    };
+    v.poll(&a);
+    v.sub.switch_to(&b);
+    a.close();
+    let mut out = Vec::new();
+    assert_eq!(v.sub.poll(&mut out, 10), Recv::Pending);
+    b.push_packets(sb.frames(4)); // frames 22..=25: 25 is the keyframe
+    v.poll(&a);
+    assert_eq!(v.sub.switches(), 1);
+    assert!(v.sent[v.switched_at[0]].pkt.keyframe_start);
+    assert_continuous(&v.sent);
+    assert_eq!(a.viewers(), 0);
+}

@@ -175,3 +175,73 @@ async fn demo_source_through_hub_and_http_flv() {
     assert!(video.windows(2).all(|w| w[0].dts < w[1].dts));
     task.abort();
 }
+
+/// RTMP all the way: ffmpeg publishes to B, rtmlive A plays it from B over RTMP (our client
+/// against our server), and ffmpeg plays it from B over RTMP too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publish_then_rtmp_play_from_our_server() {
+    let Some(ff) = ffmpeg() else { return };
+    let b = start_b().await;
+    let mut child = publish(
+        &ff,
+        "h264_aac.flv",
+        &format!("rtmp://{}/live/r?key=k", b.rtmp),
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || b
+            .hub
+            .get("live/r")
+            .is_some_and(|s| s.has_keyframe()))
+        .await
+    );
+    let target = Arc::new(CollectTarget::default());
+    let config = PullConfig {
+        upstreams: UpstreamSet::new(
+            vec![Upstream::new(
+                "b",
+                format!("rtmp://{}/{{app}}/{{stream}}?key=k", b.rtmp),
+            )],
+            Selection::Ordered,
+        ),
+        ..PullConfig::default()
+    };
+    let a = PullManager::new(config, target.clone());
+    let _lease = a.acquire("live/r");
+    assert!(
+        wait_for(Duration::from_secs(10), || target
+            .get("live/r")
+            .is_some_and(|c| c.video_frames().len() > 20))
+        .await,
+        "A plays from B over RTMP"
+    );
+    let video = target.get("live/r").unwrap().video_frames();
+    assert_eq!(video[0].kind, FrameKind::Key);
+
+    let url = format!("rtmp://{}/live/r?key=k", b.rtmp);
+    let player = tokio::task::spawn_blocking(move || {
+        Command::new(ff)
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                &url,
+                "-t",
+                "1",
+                "-f",
+                "null",
+                "-",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        player.status.success(),
+        "player: {}",
+        String::from_utf8_lossy(&player.stderr)
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

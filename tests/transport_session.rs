@@ -455,3 +455,44 @@ fn pending_sessions_are_bounded() {
     assert_eq!(shard.len(), 0);
     assert_eq!(shard.pending(), 0);
 }
+
+#[test]
+fn lobby_sessions_move_only_on_an_authenticated_check() {
+    use rtmlive::transport::shard::Lobby;
+    let client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let lobby = Lobby::new(4);
+    let mut shard = Shard::new(ShardConfig::new(1));
+    shard.set_lobby(lobby.clone());
+    let source = VecSource {
+        pending: vec![],
+        cache: vec![],
+        keyframe_requests: Default::default(),
+    };
+    lobby
+        .lock()
+        .unwrap()
+        .insert(
+            ViewerSession::new(t0, params(client.fingerprint)),
+            Box::new(source),
+        )
+        .unwrap();
+    // Right ufrag, wrong password: the session stays in the lobby, nothing is sent.
+    shard.handle_datagram(t0, client_addr(), &client.binding_request("wrong", true));
+    let mut out = Vec::new();
+    shard.drain_transmits(&mut out);
+    assert!(out.is_empty());
+    assert_eq!(lobby.lock().unwrap().len(), 1);
+    assert_eq!(shard.len(), 0);
+    // The real check adopts it and is answered.
+    shard.handle_datagram(t0, client_addr(), &client.binding_request(SERVER_PWD, true));
+    shard.drain_transmits(&mut out);
+    assert_eq!(out.len(), 1);
+    client.check_binding_response(&out[0].data);
+    assert!(lobby.lock().unwrap().is_empty());
+    assert_eq!(shard.len(), 1);
+    assert_eq!(shard.indexed_addresses(), 1);
+}

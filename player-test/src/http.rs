@@ -66,7 +66,8 @@ enum BodyReader {
     UntilClose,
 }
 
-fn parse_head(raw: &[u8]) -> Result<ResponseHead, HttpError> {
+/// Parses a response head (status line and headers, without the blank line).
+pub fn parse_head(raw: &[u8]) -> Result<ResponseHead, HttpError> {
     let text = std::str::from_utf8(raw).map_err(|_| HttpError::Malformed("non-UTF-8 head"))?;
     let mut lines = text.split("\r\n");
     let status_line = lines.next().ok_or(HttpError::Malformed("empty"))?;

@@ -20,6 +20,10 @@ use crate::seq::SeqUnwrapper;
 /// input hostile): NACKing tens of thousands of packets would be absurd, so the session re-pulls.
 pub const MAX_GAP: u64 = 4096;
 
+/// Largest span (in packets) between the next frame to release and the newest packet. Bounds
+/// the buffer's and the NACK list's memory whatever the input: beyond it the session re-pulls.
+pub const MAX_WINDOW: u64 = 8192;
+
 /// Largest frame (in packets) a frame-seq-range may announce; bounds what a hostile range can
 /// make us wait for. 4096 × 1200 B ≈ 4.9 MB, beyond any sane live keyframe.
 pub const MAX_FRAME_PACKETS: u64 = 4096;
@@ -186,6 +190,11 @@ impl TrackBuffer {
             && ext > h + MAX_GAP
         {
             return Err(JitterError::SequenceJump(ext - h));
+        }
+        if let Some(n) = self.next
+            && ext > n + MAX_WINDOW
+        {
+            return Err(JitterError::SequenceJump(ext - n));
         }
         let range = pkt.meta.seq_range.and_then(|(f, l)| {
             let (ef, el) = (self.unwrap.peek(f), self.unwrap.peek(l));

@@ -117,9 +117,23 @@ impl NackScheduler {
         self.missing.values().map(|m| m.due).min()
     }
 
+    /// The packets currently awaited (extended sequence numbers, ascending).
+    pub fn missing(&self) -> Vec<u64> {
+        self.missing.keys().copied().collect()
+    }
+
     /// Number of packets currently awaited.
     pub fn outstanding(&self) -> usize {
         self.missing.len()
+    }
+
+    /// Packets NACKed and still missing after `age`: lost for good as far as a viewer can tell
+    /// (packets still inside their recovery window at the end of a session are not counted).
+    pub fn unrecovered(&self, now: Instant, age: Duration) -> usize {
+        self.missing
+            .values()
+            .filter(|m| m.sent > 0 && now.saturating_duration_since(m.since) >= age)
+            .count()
     }
 
     /// Sequence numbers NACKed so far (each retry counts).

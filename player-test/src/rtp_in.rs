@@ -145,7 +145,7 @@ mod tests {
             audio_pts: vec![111],
             ..TrackMap::default()
         };
-        let mut input = RtpInput::new(ids.clone(), map, 48_000);
+        let mut input = RtpInput::new(ids, map, 48_000);
         let p = input.parse(packet(&ids, &ext, 96)).unwrap();
         assert_eq!(
             (p.track, p.seq, p.timestamp, p.marker, p.ssrc),

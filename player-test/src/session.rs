@@ -150,8 +150,17 @@ pub struct Session {
     frames_released: u64,
     frames_decoded: Option<u64>,
     undecryptable: u64,
+    /// SRTP/SRTCP that arrived before the DTLS keys (media overtaking the server's last
+    /// handshake flight); replayed once keyed.
+    early_srtp: VecDeque<Vec<u8>>,
     error: Option<String>,
 }
+
+/// A packet still missing this long after it was first NACKed counts as lost after recovery.
+pub const UNRECOVERED_AFTER: Duration = Duration::from_secs(1);
+
+/// Datagrams held while DTLS finishes (a keyframe burst of a 4 Mbit/s stream fits).
+const MAX_EARLY_SRTP: usize = 512;
 
 impl Session {
     /// Starts the transport: the first STUN request (and, by default, the ClientHello) are
@@ -213,6 +222,7 @@ impl Session {
             frames_released: 0,
             frames_decoded: None,
             undecryptable: 0,
+            early_srtp: VecDeque::new(),
             error: None,
         })
     }
@@ -227,6 +237,14 @@ impl Session {
 
     pub fn playout(&self) -> &Playout {
         &self.playout
+    }
+
+    /// The jitter buffer of `track`.
+    pub fn buffer(&self, track: TrackKind) -> &TrackBuffer {
+        match track {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
+        }
     }
 
     pub fn buffer_stats(&self, track: TrackKind) -> JitterStats {
@@ -338,7 +356,11 @@ impl Session {
                     self.audio.set_rtt(rtt);
                     self.dtls.start(now)?;
                 }
-                Ok(_) => {}
+                Ok(StunEvent::Refreshed { rtt }) => {
+                    self.video.set_rtt(rtt);
+                    self.audio.set_rtt(rtt);
+                }
+                Ok(StunEvent::Ignored) => {}
                 // A bad STUN response is ignored like any other forged datagram.
                 Err(_) => {}
             },
@@ -346,6 +368,9 @@ impl Session {
                 if let Some(keys) = self.dtls.handle(now, data)? {
                     self.srtp = Some(SrtpSession::new(&keys, &self.provider)?);
                     self.stages.mark(Stage::DtlsDone, now);
+                    while let Some(early) = self.early_srtp.pop_front() {
+                        self.handle_srtp(now, wall, &early)?;
+                    }
                 }
             }
             Some(128..=191) => self.handle_srtp(now, wall, data)?,
@@ -362,6 +387,9 @@ impl Session {
         data: &[u8],
     ) -> Result<(), SessionError> {
         let Some(srtp) = self.srtp.as_mut() else {
+            if self.dtls.is_started() && self.early_srtp.len() < MAX_EARLY_SRTP {
+                self.early_srtp.push_back(data.to_vec());
+            }
             return Ok(());
         };
         // RFC 5761: RTCP packet types 192..=223 in the second byte.
@@ -442,7 +470,7 @@ impl Session {
 
     /// The RTM extension IDs this session negotiated.
     pub fn input_ids(&self) -> rtmlive::rtp::ExtensionIds {
-        self.remote.input.ids().clone()
+        *self.remote.input.ids()
     }
 
     /// Empties the jitter buffers before a re-pull; what they held is counted as dropped.
@@ -469,8 +497,9 @@ impl Session {
         let vp = self.playout.stats(TrackKind::Video);
         let ap = self.playout.stats(TrackKind::Audio);
         let expected: u64 = self.rx.values().map(|r| r.stats.expected()).sum();
-        let outstanding =
-            (self.video.nack().outstanding() + self.audio.nack().outstanding()) as u64;
+        let outstanding = (self.video.nack().unrecovered(now, UNRECOVERED_AFTER)
+            + self.audio.nack().unrecovered(now, UNRECOVERED_AFTER))
+            as u64;
         let missing = v.packets_missing + a.packets_missing;
         let stages = self.stages.times();
         let first_frame = stages.first_frame();

@@ -267,6 +267,11 @@ fn typical_pull_offers_and_answers_fit_300_bytes() {
                 abytes.len()
             );
             assert_eq!(MiniSdp::decode(&abytes).unwrap(), answer);
+            println!(
+                "| typical pull, {version:?}, {audio:?}, auth {auth} B | {} | {} |",
+                bytes.len(),
+                abytes.len()
+            );
             if version == WireVersion::Ext {
                 let v = answer.video().unwrap();
                 assert_eq!(

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration as ms;
+use super::duration::optional as optional_ms;
 
 /// The whole configuration. `Config::default()` is the standalone demo (no file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +223,15 @@ pub struct LimitConfig {
     pub gop_cache_max_duration: Duration,
     /// Per stream: bytes of RTP packets kept for retransmission (no-drop: at least one GOP).
     pub retransmit_cache_max_bytes: u64,
+    /// A viewer more than this far behind the newest media is moved to the newest keyframe
+    /// (a GOP jump). Absent: never jump while the viewer's backlog is still cached (pure no-drop).
+    #[serde(
+        rename = "viewer_max_lag_ms",
+        with = "optional_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub viewer_max_lag: Option<Duration>,
     /// WHIP ingest: how long out-of-order RTP is held while a gap is repaired by NACK.
     #[serde(rename = "ingest_jitter_ms", with = "ms")]
     pub ingest_jitter: Duration,
@@ -240,6 +250,7 @@ impl Default for LimitConfig {
             gop_cache_max_bytes: 32 * 1024 * 1024,
             gop_cache_max_duration: Duration::from_secs(20),
             retransmit_cache_max_bytes: 48 * 1024 * 1024,
+            viewer_max_lag: None,
             ingest_jitter: Duration::from_millis(200),
             http_max_body_bytes: 64 * 1024,
             udp_socket_buffer_bytes: 4 * 1024 * 1024,

@@ -277,6 +277,13 @@ fn limits(c: &Config, f: &mut Findings) {
         );
         f.related(KeyPath::dotted("limits.gop_cache_max_bytes"));
     }
+    if l.viewer_max_lag.is_some_and(|d| d.is_zero()) {
+        f.error(
+            KeyPath::dotted("limits.viewer_max_lag_ms"),
+            "must be greater than 0",
+            "a duration in milliseconds > 0, or no key for pure no-drop",
+        );
+    }
     if l.http_max_body_bytes < MIN_HTTP_BODY_BYTES {
         f.error(
             KeyPath::dotted("limits.http_max_body_bytes"),

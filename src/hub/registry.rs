@@ -194,4 +194,23 @@ mod tests {
         assert!(hub.sweep_idle(t0 + Duration::from_secs(8)).is_empty());
         assert_eq!(hub.sweep_idle(t0 + Duration::from_secs(9)).len(), 1);
     }
+
+    #[test]
+    fn list_reports_every_stream_sorted() {
+        let hub = Hub::default();
+        let (b, _) = hub.get_or_create("live/b");
+        hub.get_or_create("live/a");
+        let _v1 = b.subscribe();
+        let _v2 = b.subscribe();
+        let l = hub.list();
+        assert_eq!(
+            l.iter()
+                .map(|s| (s.key.as_str(), s.viewers))
+                .collect::<Vec<_>>(),
+            [("live/a", 0), ("live/b", 2)]
+        );
+        assert!(serde_json::to_string(&l).unwrap().contains("\"jumps\":0"));
+        assert!(hub.remove("live/b").unwrap().is_closed());
+        assert_eq!(hub.len(), 1);
+    }
 }

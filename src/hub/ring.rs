@@ -388,6 +388,21 @@ impl<T: RingItem> Ring<T> {
         max_lag_ms: Option<u64>,
         resync: bool,
     ) -> ReadOutcome {
+        self.read_with(cur, max, max_lag_ms, resync, |item| out.push(item.clone()))
+    }
+
+    /// Like [`Ring::read`], but lends each item to `f` instead of cloning it (no reference
+    /// count traffic at all). `f` runs under the ring's read lock: it must be short and never
+    /// wait (an SRTP copy into the caller's buffer is fine; I/O is not). `max` bounds how long
+    /// the producer can be held up.
+    pub fn read_with(
+        &self,
+        cur: &mut Cursor,
+        max: usize,
+        max_lag_ms: Option<u64>,
+        resync: bool,
+        mut f: impl FnMut(&T),
+    ) -> ReadOutcome {
         let st = self.read_lock();
         let mut res = ReadOutcome::default();
         if cur.next < st.tail {
@@ -429,7 +444,7 @@ impl<T: RingItem> Ring<T> {
                 cur.started[l] = true;
             }
             cur.open[l] = !slot.item.ends_unit();
-            out.push(slot.item.clone());
+            f(&slot.item);
             res.n += 1;
         }
         res

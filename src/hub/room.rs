@@ -177,7 +177,12 @@ impl SwitchableSubscription {
             None => false,
         };
         if !ready {
-            return self.current.poll(out, max);
+            return match self.current.poll(out, max) {
+                // The current stream ended (a host left) while a switch is pending: the
+                // viewer stays and waits for the target's keyframe.
+                Recv::Closed if self.pending.is_some() => Recv::Pending,
+                r => r,
+            };
         }
         if !self.current.at_frame_boundary() {
             // Finish the frame in flight on the current stream first.

@@ -91,6 +91,15 @@ impl<T: StreamItem> Subscription<T> {
     /// Appends up to `max` items to `out`. Never blocks on the producer for longer than one
     /// bounded copy, and never makes the producer wait.
     pub fn poll(&mut self, out: &mut Vec<T>, max: usize) -> Recv {
+        self.poll_with(max, |item| out.push(item.clone()))
+    }
+
+    /// Like [`Subscription::poll`], but lends each item to `f` instead of cloning it: no
+    /// reference-count traffic, which is about half the cost of fan-out. `f` runs under the
+    /// ring's read lock, so it must be short and never wait (copying into an SRTP buffer is
+    /// fine, I/O is not); `max` bounds how long the producer can be held up. Same return
+    /// values as `poll` (the count is of items lent).
+    pub fn poll_with(&mut self, max: usize, f: impl FnMut(&T)) -> Recv {
         let ring = T::ring(&self.stream);
         let closed = self.stream.is_closed();
         if !self.resync && !ring.has_pending(&self.cursor) {
@@ -98,7 +107,7 @@ impl<T: StreamItem> Subscription<T> {
         }
         let resync = std::mem::take(&mut self.resync);
         let max_lag = self.stream.config().max_lag_ms;
-        let r = ring.read(&mut self.cursor, out, max, max_lag, resync);
+        let r = ring.read_with(&mut self.cursor, max, max_lag, resync, f);
         self.delivered += r.n as u64;
         match r.jump {
             Some(jump) => {

@@ -22,11 +22,11 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
-use crate::hub::{Hub, Recv, StartAt, Stream};
+use super::hub_tags::HubTagReader;
+use crate::hub::{Hub, Stream};
 use crate::media::flv_mux::{FlvMuxer, HevcMode};
-use crate::media::{AudioConfig, Frame, VideoConfig};
 use crate::origin::{PullLease, PullManager};
 
 /// Settings of the HTTP-FLV output.
@@ -118,64 +118,31 @@ async fn serve_flv(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Muxes a frame subscription into FLV bytes until the client goes away or the stream ends.
+/// Muxes the hub stream into FLV bytes until the client goes away or the stream ends.
 async fn feed(
     stream: Arc<Stream>,
     tx: mpsc::Sender<Bytes>,
     config: FlvOutConfig,
     _lease: Option<PullLease>,
 ) {
-    let notify = Arc::new(Notify::new());
-    let mut sub = stream.subscribe_frames(StartAt::CachedKeyframe, Some(notify.clone()));
+    let mut reader = HubTagReader::new(stream, config.hevc, config.batch);
     let mut mux: Option<FlvMuxer> = None;
-    let mut video: Option<Arc<VideoConfig>> = None;
-    let mut audio: Option<Arc<AudioConfig>> = None;
-    let mut items: Vec<Arc<Frame>> = Vec::with_capacity(config.batch);
     loop {
-        match sub.poll(&mut items, config.batch) {
-            Recv::Closed => return,
-            Recv::Pending => {
-                tokio::select! {
-                    _ = notify.notified() => {}
-                    _ = tx.closed() => return,
-                }
-                continue;
-            }
-            Recv::Items(_) | Recv::Jumped { .. } | Recv::Switched { .. } => {}
+        let tags = tokio::select! {
+            t = reader.next() => t,
+            _ = tx.closed() => return,
+        };
+        let Some(tags) = tags else { return };
+        let m = mux.get_or_insert_with(|| {
+            let s = reader.stream();
+            FlvMuxer::new(s.audio_config().is_some(), s.video_config().is_some())
+                .with_hevc_mode(config.hevc)
+        });
+        for t in &tags {
+            m.write_tag(t);
         }
-        for frame in items.drain(..) {
-            let m = mux.get_or_insert_with(|| {
-                let v = stream.video_config().is_some();
-                let a = stream.audio_config().is_some();
-                FlvMuxer::new(a, v).with_hevc_mode(config.hevc)
-            });
-            let vc = stream.video_config();
-            if vc.is_some() && vc != video {
-                if let Some(c) = &vc
-                    && let Err(e) = m.write_video_config(c, frame.dts)
-                {
-                    tracing::warn!(stream = stream.key(), error = %e, "flv out: video config");
-                }
-                video = vc;
-            }
-            let ac = stream.audio_config();
-            if ac.is_some() && ac != audio {
-                if let Some(c) = &ac
-                    && let Err(e) = m.write_audio_config(c, frame.dts)
-                {
-                    tracing::warn!(stream = stream.key(), error = %e, "flv out: audio config");
-                }
-                audio = ac;
-            }
-            if let Err(e) = m.write_frame(&frame) {
-                tracing::debug!(stream = stream.key(), error = %e, "flv out: frame skipped");
-            }
-        }
-        if let Some(m) = mux.as_mut() {
-            let bytes = m.take();
-            if !bytes.is_empty() && tx.send(bytes).await.is_err() {
-                return;
-            }
+        if tx.send(m.take()).await.is_err() {
+            return;
         }
     }
 }

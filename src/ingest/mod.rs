@@ -2,4 +2,5 @@
 
 pub mod demo_source;
 pub mod flv_out;
+pub mod hub_tags;
 pub mod rtmp_server;

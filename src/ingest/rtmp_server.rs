@@ -3,7 +3,9 @@
 //! A connection's failure (malformed input, refused key, sink error) closes only that
 //! connection, with the reason logged; other connections and streams are unaffected.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +30,22 @@ pub trait TagSink: Send {
     fn on_tag(&mut self, tag: MediaTag) -> Result<(), String>;
 }
 
-/// Where accepted publishes go (the hub, through an FLV tag demuxer).
+/// Tags for an RTMP player (another edge, an RTMP player app).
+pub trait PlaySource: Send {
+    /// The next tags to send (sequence headers first); `None` when the stream has ended. Must
+    /// be cancel-safe: the driver races it against socket reads.
+    fn next_tags(&mut self) -> Pin<Box<dyn Future<Output = Option<Vec<MediaTag>>> + Send + '_>>;
+}
+
+/// Where accepted publishes go (the hub, through an FLV tag demuxer), and where plays read.
 pub trait PublishTarget: Send + Sync + 'static {
     /// Starts a publish of `app/stream`; an error (stream already published...) refuses it.
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String>;
+
+    /// Starts a play of `app/stream`; an error (no such stream) refuses it.
+    fn start_play(&self, _app: &str, _stream: &str) -> Result<Box<dyn PlaySource>, String> {
+        Err("play is not supported here".to_owned())
+    }
 }
 
 /// The usual [`TagSink`]: demuxes tags with the FLV [`TagDemuxer`] and feeds a
@@ -175,6 +189,7 @@ pub async fn serve(
         ServerSession::new(config.session, 0, seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut sink: Option<Box<dyn TagSink>> = None;
+    let mut play: Option<Box<dyn PlaySource>> = None;
     loop {
         buf.clear();
         let n = timeout(config.idle_timeout, socket.read_buf(&mut buf))
@@ -213,6 +228,29 @@ pub async fn serve(
                         }
                     }
                 }
+                ServerEvent::PlayRequest { app, stream, key } => {
+                    let started = if keys(&app, &stream, key.as_deref()) {
+                        target.start_play(&app, &stream)
+                    } else {
+                        Err("bad stream key".to_owned())
+                    };
+                    match started {
+                        Ok(source) => {
+                            tracing::info!(app, stream, "rtmp play started");
+                            play = Some(source);
+                            result = session.accept_play();
+                        }
+                        Err(reason) => {
+                            session.reject_play(&reason);
+                            let out = session.take_output();
+                            socket.write_all(&out).await?;
+                            return Err(ConnectionError::Refused {
+                                stream: format!("{app}/{stream}"),
+                                reason,
+                            });
+                        }
+                    }
+                }
                 ServerEvent::Media(tag) => {
                     if let Some(s) = sink.as_mut() {
                         s.on_tag(tag).map_err(ConnectionError::Sink)?;
@@ -229,5 +267,94 @@ pub async fn serve(
             socket.write_all(&out).await?;
         }
         result?;
+        if let Some(source) = play.take() {
+            return play_loop(socket, session, source, buf).await;
+        }
+    }
+}
+
+/// Sends a play source to the peer while still reading (acks, pings, closeStream).
+async fn play_loop(
+    mut socket: TcpStream,
+    mut session: ServerSession,
+    mut source: Box<dyn PlaySource>,
+    mut buf: BytesMut,
+) -> Result<(), ConnectionError> {
+    loop {
+        let out = session.take_output();
+        if !out.is_empty() {
+            socket.write_all(&out).await?;
+        }
+        buf.clear();
+        tokio::select! {
+            r = socket.read_buf(&mut buf) => {
+                if r? == 0 {
+                    return Ok(());
+                }
+                session.receive(&buf)?;
+                while session.poll_event().is_some() {}
+                if !session.is_playing() {
+                    return Ok(());
+                }
+            }
+            tags = source.next_tags() => {
+                let Some(tags) = tags else { return Ok(()) };
+                for t in &tags {
+                    session.send_media(t)?;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::DemuxEvent;
+    use crate::rtmp::TagKind;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<DemuxEvent>>, Mutex<bool>);
+
+    impl MediaSink for Record {
+        fn on_event(&self, ev: DemuxEvent) {
+            self.0.lock().unwrap().push(ev);
+        }
+        fn on_end(&self) {
+            *self.1.lock().unwrap() = true;
+        }
+    }
+
+    fn tag(kind: TagKind, body: &'static [u8]) -> MediaTag {
+        MediaTag {
+            kind,
+            timestamp: 0,
+            body: Bytes::from_static(body),
+        }
+    }
+
+    #[test]
+    fn malformed_tags_end_the_publish_unsupported_ones_are_skipped() {
+        let rec = Arc::new(Record::default());
+        let mut sink = DemuxingTagSink::new(rec.clone());
+        // MP3 audio: not carried, skipped.
+        assert!(
+            sink.on_tag(tag(TagKind::Audio, &[0x2f, 0xff, 0xfb]))
+                .is_ok()
+        );
+        // AVC NALU claiming 9 bytes with 1 present.
+        let err = sink
+            .on_tag(tag(
+                TagKind::Video,
+                &[0x17, 0x01, 0, 0, 0, 0, 0, 0, 9, 0x65],
+            ))
+            .unwrap_err();
+        assert!(err.starts_with("malformed FLV tag"), "{err}");
+        drop(sink);
+        assert!(*rec.1.lock().unwrap(), "dropping the sink ends the stream");
     }
 }

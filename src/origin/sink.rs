@@ -8,8 +8,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use crate::hub::{Hub, Publisher, PublisherConfig, PublisherStats};
-use crate::ingest::rtmp_server::{DemuxingTagSink, PublishTarget, TagSink};
+use crate::ingest::hub_tags::HubTagReader;
+use crate::ingest::rtmp_server::{DemuxingTagSink, PlaySource, PublishTarget, TagSink};
 use crate::media::DemuxEvent;
+use crate::media::flv_mux::HevcMode;
+use crate::rtmp::{MediaTag, TagKind};
 
 /// Receives one stream's demuxed events, in order.
 pub trait MediaSink: Send + Sync + 'static {
@@ -113,7 +116,7 @@ struct PublishSlot {
 }
 
 impl TagSink for PublishSlot {
-    fn on_tag(&mut self, tag: crate::rtmp::MediaTag) -> Result<(), String> {
+    fn on_tag(&mut self, tag: MediaTag) -> Result<(), String> {
         self.inner.on_tag(tag)
     }
 }
@@ -127,7 +130,50 @@ impl Drop for PublishSlot {
     }
 }
 
+/// Plays a hub stream over RTMP.
+struct HubPlay(HubTagReader);
+
+impl PlaySource for HubPlay {
+    fn next_tags(
+        &mut self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<MediaTag>>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let tags = self.0.next().await?;
+            Some(
+                tags.into_iter()
+                    .filter_map(|t| {
+                        let kind = match t.tag_type {
+                            8 => TagKind::Audio,
+                            9 => TagKind::Video,
+                            18 => TagKind::Script,
+                            _ => return None,
+                        };
+                        Some(MediaTag {
+                            kind,
+                            timestamp: t.timestamp,
+                            body: t.body,
+                        })
+                    })
+                    .collect(),
+            )
+        })
+    }
+}
+
 impl PublishTarget for HubTarget {
+    fn start_play(&self, app: &str, stream: &str) -> Result<Box<dyn PlaySource>, String> {
+        let key = format!("{app}/{stream}");
+        match self.hub.get(&key) {
+            Some(s) if !s.is_closed() => Ok(Box::new(HubPlay(HubTagReader::new(
+                s,
+                HevcMode::Enhanced,
+                64,
+            )))),
+            _ => Err(format!("no stream {key}")),
+        }
+    }
+
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String> {
         let key = format!("{app}/{stream}");
         if !self

@@ -24,6 +24,9 @@ pub struct ChunkLimits {
     pub max_chunk_size: u32,
     /// Most chunk stream ids tracked at once (real peers use fewer than ten).
     pub max_chunk_streams: usize,
+    /// Most bytes of incomplete messages held across all chunk streams (without it, a peer
+    /// could start `max_chunk_streams` messages of `max_message_len` each).
+    pub max_pending_bytes: usize,
 }
 
 impl Default for ChunkLimits {
@@ -32,6 +35,7 @@ impl Default for ChunkLimits {
             max_message_len: 16 * 1024 * 1024,
             max_chunk_size: 16 * 1024 * 1024,
             max_chunk_streams: 64,
+            max_pending_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -49,6 +53,8 @@ pub enum ChunkError {
     MissingHeader { csid: u32, fmt: u8 },
     #[error("new message header on chunk stream {0} while a message is incomplete")]
     HeaderMidMessage(u32),
+    #[error("more than {0} bytes of incomplete messages")]
+    TooMuchPending(usize),
 }
 
 /// A complete message reassembled from chunks.
@@ -83,6 +89,8 @@ pub struct ChunkDecoder {
     chunk_size: u32,
     streams: HashMap<u32, InStream>,
     limits: ChunkLimits,
+    /// Bytes held in incomplete messages.
+    pending: usize,
 }
 
 impl ChunkDecoder {
@@ -92,6 +100,7 @@ impl ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
             limits,
+            pending: 0,
         }
     }
 
@@ -116,8 +125,10 @@ impl ChunkDecoder {
 
     /// Applies the peer's Abort Message: drops the partial message on `csid`.
     pub fn abort(&mut self, csid: u32) {
-        if let Some(s) = self.streams.get_mut(&csid) {
-            s.partial = None;
+        if let Some(s) = self.streams.get_mut(&csid)
+            && let Some(p) = s.partial.take()
+        {
+            self.pending -= p.len();
         }
     }
 
@@ -252,9 +263,14 @@ impl ChunkDecoder {
                 payload: chunk.freeze(),
             }));
         }
+        if self.pending + chunk.len() > self.limits.max_pending_bytes {
+            return Err(ChunkError::TooMuchPending(self.limits.max_pending_bytes));
+        }
         partial.extend_from_slice(&chunk);
+        self.pending += chunk.len();
         if partial.len() as u32 == s.length {
             let payload = s.partial.take().unwrap_or_default().freeze();
+            self.pending -= payload.len();
             return Ok(Step::Message(RawMessage {
                 csid,
                 timestamp: s.timestamp,
@@ -452,6 +468,21 @@ mod tests {
         assert!(d.poll().unwrap().is_some());
         assert!(d.poll().unwrap().is_some());
         assert_eq!(d.poll(), Err(ChunkError::TooManyChunkStreams(2)));
+        // Many half-sent messages add up to the pending bound.
+        let mut d = ChunkDecoder::new(ChunkLimits {
+            max_pending_bytes: 300,
+            ..ChunkLimits::default()
+        });
+        let mut err = None;
+        for csid in 3..10u8 {
+            d.push(&[csid, 0, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0]);
+            d.push(&[0u8; 128]);
+            if let Err(e) = d.poll() {
+                err = Some(e);
+                break;
+            }
+        }
+        assert_eq!(err, Some(ChunkError::TooMuchPending(300)));
     }
 
     proptest! {

@@ -5,6 +5,10 @@
 //! once the application calls [`ServerSession::accept_publish`], `onStatus
 //! NetStream.Publish.Start` and media as [`ServerEvent::Media`]; `FCUnpublish`/`deleteStream`
 //! → [`ServerEvent::Unpublish`].
+//!
+//! Players (other edges, RTMP players) get `play` → [`ServerEvent::PlayRequest`]; after
+//! [`ServerSession::accept_play`] the application sends tags with
+//! [`ServerSession::send_media`].
 
 use std::collections::VecDeque;
 
@@ -48,6 +52,13 @@ pub enum ServerEvent {
         /// app (tcUrl) query.
         key: Option<String>,
     },
+    /// The peer wants to play `app/stream`. Answer with `accept_play` (then send tags with
+    /// `send_media`) or `reject_play`; no further input is processed until then.
+    PlayRequest {
+        app: String,
+        stream: String,
+        key: Option<String>,
+    },
     /// An audio/video/script message of the accepted publish.
     Media(MediaTag),
     /// The publisher stopped (`FCUnpublish`, `deleteStream` or `closeStream`).
@@ -60,6 +71,8 @@ enum State {
     Connected,
     PublishPending { stream_id: u32 },
     Publishing { stream_id: u32 },
+    PlayPending { stream_id: u32 },
+    Playing { stream_id: u32 },
     Unpublished,
 }
 
@@ -128,6 +141,48 @@ impl ServerSession {
         self.process()
     }
 
+    /// Accepts the pending play: Stream Begin and `onStatus NetStream.Play.Start`; the
+    /// application then sends the stream with [`Self::send_media`], starting with metadata and
+    /// sequence headers.
+    pub fn accept_play(&mut self) -> Result<(), RtmpError> {
+        let State::PlayPending { stream_id } = self.state else {
+            return Err(RtmpError::Protocol("no play pending".into()));
+        };
+        self.state = State::Playing { stream_id };
+        let mut w = self.conn.writer();
+        w.user_control(UserControl::StreamBegin(stream_id));
+        w.on_status(stream_id, "status", "NetStream.Play.Reset", "reset");
+        w.on_status(stream_id, "status", "NetStream.Play.Start", "playing");
+        self.process()
+    }
+
+    /// Refuses the pending play (`NetStream.Play.StreamNotFound`); the caller then closes.
+    pub fn reject_play(&mut self, description: &str) {
+        if let State::PlayPending { stream_id } = self.state {
+            self.conn.writer().on_status(
+                stream_id,
+                "error",
+                "NetStream.Play.StreamNotFound",
+                description,
+            );
+            self.state = State::Unpublished;
+        }
+    }
+
+    /// Queues one tag for a playing peer.
+    pub fn send_media(&mut self, tag: &MediaTag) -> Result<(), RtmpError> {
+        let State::Playing { stream_id } = self.state else {
+            return Err(RtmpError::Protocol("not playing".into()));
+        };
+        self.conn.writer().media(stream_id, tag);
+        Ok(())
+    }
+
+    /// Whether a play was accepted (and not stopped).
+    pub fn is_playing(&self) -> bool {
+        matches!(self.state, State::Playing { .. })
+    }
+
     /// Refuses the pending publish with an error `onStatus`; the caller then closes.
     pub fn reject_publish(&mut self, description: &str) {
         if let State::PublishPending { stream_id } = self.state {
@@ -142,7 +197,10 @@ impl ServerSession {
     }
 
     fn process(&mut self) -> Result<(), RtmpError> {
-        while !matches!(self.state, State::PublishPending { .. }) {
+        while !matches!(
+            self.state,
+            State::PublishPending { .. } | State::PlayPending { .. }
+        ) {
             let Some((_, msg)) = self.conn.next_message()? else {
                 return Ok(());
             };
@@ -154,6 +212,9 @@ impl ServerSession {
                     }
                     // Late packets after unpublish are harmless.
                     State::Unpublished => {}
+                    State::Playing { .. } => {
+                        return Err(RtmpError::Protocol("media from a playing client".into()));
+                    }
                     _ => return Err(RtmpError::Protocol("media before publish".into())),
                 },
                 // Bandwidth hints and other user control events need no action on a server.
@@ -255,13 +316,23 @@ impl ServerSession {
                 self.state = State::Unpublished;
                 self.events.push_back(ServerEvent::Unpublish);
             }
-            ("play", _) => {
-                self.conn.writer().on_status(
-                    stream_id,
-                    "error",
-                    "NetStream.Play.Failed",
-                    "this server plays over HTTP-FLV and WebRTC only",
-                );
+            ("play", State::Connected) => {
+                let name = cmd.args.first().and_then(Amf0Value::as_str).unwrap_or("");
+                let (stream, query) = split_query(name);
+                if stream.is_empty() {
+                    return Err(RtmpError::Protocol("play without a stream name".into()));
+                }
+                let key = query_param(query).or_else(|| query_param(&self.app_query));
+                self.events.push_back(ServerEvent::PlayRequest {
+                    app: self.app.clone(),
+                    stream: stream.to_owned(),
+                    key,
+                });
+                self.state = State::PlayPending { stream_id };
+            }
+            ("play", _) => return Err(RtmpError::Protocol("play in the wrong state".into())),
+            ("closeStream" | "deleteStream", State::Playing { .. }) => {
+                self.state = State::Unpublished;
             }
             // Anything else (onBWDone, FCSubscribe...) needs no answer.
             _ => {}
@@ -289,6 +360,136 @@ fn query_param(query: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rtmp::chunk::ChunkEncoder;
+    use crate::rtmp::message::{TagKind, Writer};
+    use proptest::prelude::*;
+
+    fn handshaken() -> ServerSession {
+        let mut s = ServerSession::new(ServerConfig::default(), 0, 1);
+        let mut hs = vec![3u8];
+        hs.extend_from_slice(&[0u8; 1536 * 2]);
+        s.receive(&hs).unwrap();
+        s.take_output();
+        s
+    }
+
+    fn commands(build: impl FnOnce(&mut Writer<'_>)) -> Vec<u8> {
+        let enc = ChunkEncoder::default();
+        let mut out = Vec::new();
+        build(&mut Writer {
+            enc: &enc,
+            out: &mut out,
+        });
+        out
+    }
+
+    #[test]
+    fn publish_flow_pauses_for_the_decision() {
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "connect",
+                1.0,
+                &[Amf0Value::object([(
+                    "app",
+                    Amf0Value::string("live?key=a"),
+                )])],
+            );
+            w.command(3, 0, "createStream", 2.0, &[Amf0Value::Null]);
+            w.command(
+                5,
+                1,
+                "publish",
+                0.0,
+                &[
+                    Amf0Value::Null,
+                    Amf0Value::string("cam1"),
+                    Amf0Value::string("live"),
+                ],
+            );
+            w.media(
+                1,
+                &MediaTag {
+                    kind: TagKind::Video,
+                    timestamp: 7,
+                    body: bytes::Bytes::from_static(&[0x17, 0]),
+                },
+            );
+        });
+        s.receive(&bytes).unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::PublishRequest {
+                app: "live".into(),
+                stream: "cam1".into(),
+                key: Some("a".into())
+            })
+        );
+        // The video message is held back until the publish is accepted.
+        assert_eq!(s.poll_event(), None);
+        s.accept_publish().unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::Media(MediaTag { timestamp: 7, .. }))
+        ));
+        let out = s.take_output();
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("NetConnection.Connect.Success"));
+        assert!(text.contains("NetStream.Publish.Start"));
+    }
+
+    #[test]
+    fn media_before_publish_and_commands_before_connect_are_errors() {
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "publish",
+                0.0,
+                &[Amf0Value::Null, Amf0Value::string("x")],
+            )
+        });
+        assert!(matches!(s.receive(&bytes), Err(RtmpError::Protocol(_))));
+        let mut s = handshaken();
+        let bytes = commands(|w| {
+            w.command(
+                3,
+                0,
+                "connect",
+                1.0,
+                &[Amf0Value::object([("app", Amf0Value::string("live"))])],
+            );
+            w.media(
+                1,
+                &MediaTag {
+                    kind: TagKind::Audio,
+                    timestamp: 0,
+                    body: bytes::Bytes::from_static(&[0xaf, 1]),
+                },
+            );
+        });
+        assert!(matches!(s.receive(&bytes), Err(RtmpError::Protocol(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn session_never_panics(data in prop::collection::vec(any::<u8>(), 0..2048), step in 1usize..300) {
+            let mut s = handshaken();
+            for piece in data.chunks(step) {
+                if s.receive(piece).is_err() {
+                    break;
+                }
+                while let Some(ev) = s.poll_event() {
+                    if matches!(ev, ServerEvent::PublishRequest { .. }) && s.accept_publish().is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn query_parsing() {

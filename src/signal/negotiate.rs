@@ -255,7 +255,7 @@ pub fn negotiate(
         remote_fingerprint,
         tracks,
         local.identity.clone(),
-        local.ntp.clone(),
+        local.ntp,
     );
     session.dtls_timeout = local.dtls_timeout;
     Ok(Negotiation {

@@ -406,7 +406,19 @@ impl Shard {
         }
         let slot = match self.by_addr.get(&from) {
             Some(&s) => Some(s),
-            None if kind == DatagramKind::Stun => self.slot_for_stun(data),
+            None if kind == DatagramKind::Stun => match self.slot_for_stun(data) {
+                Some(s) => Some(s),
+                None => {
+                    // Already handled (adopted from the lobby) or unknown.
+                    if let Some(s) = self.adopt_from_lobby(now, from, data) {
+                        self.index_verified(s, from);
+                        self.collect(s, now);
+                    } else {
+                        self.stats.unmatched += 1;
+                    }
+                    return;
+                }
+            },
             None => None,
         };
         let Some(slot) = slot else {
@@ -420,6 +432,15 @@ impl Shard {
         if entry.session.handle_datagram(now, from, data).is_err() {
             self.stats.session_errors += 1;
         }
+        self.index_verified(slot, from);
+        self.collect(slot, now);
+    }
+
+    /// Indexes `from` for `slot` once ICE verified it.
+    fn index_verified(&mut self, slot: u32, from: SocketAddr) {
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
         // Index the address once ICE verified it.
         if entry.session.is_verified(from)
             && !entry.addrs.contains(&from)
@@ -429,23 +450,31 @@ impl Shard {
             entry.addrs.push(from);
             self.by_addr.insert(from, slot);
         }
-        self.collect(slot, now);
     }
 
-    fn slot_for_stun(&mut self, data: &[u8]) -> Option<u32> {
+    fn slot_for_stun(&self, data: &[u8]) -> Option<u32> {
         let req = BindingRequest::parse(data).ok()?;
-        let ufrag = req.local_ufrag();
-        if let Some(&slot) = self.by_ufrag.get(ufrag) {
-            return Some(slot);
-        }
-        // Adopt from the lobby only if this shard has room for another pending session.
+        self.by_ufrag.get(req.local_ufrag()).copied()
+    }
+
+    /// Moves a lobby session whose ufrag `data` names into this shard, but only if the request
+    /// authenticates: an unauthenticated packet must not pull a session onto the wrong shard.
+    fn adopt_from_lobby(&mut self, now: Instant, from: SocketAddr, data: &[u8]) -> Option<u32> {
         if self.pending >= self.config.max_pending || self.len() >= self.config.max_sessions {
             return None;
         }
+        let req = BindingRequest::parse(data).ok()?;
+        let ufrag = req.local_ufrag();
         let lobby = self.lobby.clone()?;
-        let (session, source) = lobby.lock().ok()?.sessions.remove(ufrag)?;
-        let id = self.insert(session, source, None).ok()?;
-        Some(id.slot)
+        let mut lobby = lobby.lock().ok()?;
+        let (mut session, source) = lobby.sessions.remove(ufrag)?;
+        if session.handle_datagram(now, from, data).is_err() || !session.is_verified(from) {
+            let key: Box<[u8]> = ufrag.into();
+            lobby.sessions.insert(key, (session, source));
+            return None;
+        }
+        drop(lobby);
+        self.insert(session, source, None).ok().map(|id| id.slot)
     }
 
     fn handle_signaling(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {

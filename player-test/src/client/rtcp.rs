@@ -100,11 +100,9 @@ impl ReceptionStats {
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_int = exp_int.saturating_sub(rec_int);
-        let fraction_lost = if exp_int == 0 {
-            0
-        } else {
-            ((lost_int << 8) / exp_int).min(255) as u8
-        };
+        let fraction_lost = (lost_int << 8)
+            .checked_div(exp_int)
+            .map_or(0, |f| f.min(255) as u8);
         let (lsr, dlsr) = self.last_sr.map_or((0, 0), |(lsr, at)| {
             let d = now.saturating_duration_since(at).as_secs_f64() * 65536.0;
             (lsr, d as u32)

@@ -57,6 +57,7 @@ pub struct StunClient {
     tie_breaker: u64,
     tid: TransactionId,
     sent_at: Option<Instant>,
+    last_sent: Option<Instant>,
     next_send: Instant,
     tries: u32,
     connected: bool,
@@ -80,6 +81,7 @@ impl StunClient {
             tie_breaker,
             tid: TransactionId::new(),
             sent_at: None,
+            last_sent: None,
             next_send: now,
             tries: 0,
             connected: false,
@@ -126,6 +128,7 @@ impl StunClient {
         if self.sent_at.is_none() {
             self.sent_at = Some(now);
         }
+        self.last_sent = Some(now);
         self.tries += 1;
         self.next_send = if self.connected {
             now + CONSENT_INTERVAL

@@ -563,3 +563,71 @@ pub fn decode_stop(buf: &[u8]) -> Result<StopPacket, DecodeError> {
         auth,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins the layout documented in docs/minisdp.md §3 byte by byte.
+    #[test]
+    fn documented_layout() {
+        let mut m = MiniSdp::new(WireVersion::Ext, SdpKind::Offer, "webrtc://h/a");
+        m.seq = 0x0102;
+        m.direction = Direction::RecvOnly;
+        m.imm_send = true;
+        m.push_pull = Some(PushPull::Pull);
+        m.ice_ufrag = "uf".into();
+        m.fingerprint = Some(Fingerprint {
+            hash: HashFunction::Sha1,
+            digest: vec![0xAA; 20],
+        });
+        m.candidates.push(MiniCandidate {
+            ip: "192.0.2.1".parse().unwrap(),
+            port: 0x1F40,
+            typ: CandidateType::Srflx,
+        });
+        let mut v = MiniMedia::new(MiniMediaKind::Video);
+        v.ssrcs.push(0x0A0B0C0D);
+        let mut c = MiniCodec::new(CodecName::H264, 102, 90_000, 0);
+        c.feedback.nack = true;
+        c.feedback.transport_cc = true;
+        c.apt = Some(5);
+        v.codecs.push(c);
+        v.extensions.push(MiniExtension {
+            id: 21,
+            uri: ExtensionUri::FrameSeqRange,
+        });
+        m.media.push(v);
+        let mut expect = vec![0xFF, b'S', b'D', b'P', 0x52];
+        // kind 0 | recvonly 1<<4 | actpass 0 | dtls_srtp 0x02 | imm_send 0x01
+        expect.push(0x10 | 0x02 | 0x01);
+        // push/pull stated 0x40, pull, numeric mids, aac switch 0x04
+        expect.push(0x40 | 0x04);
+        expect.extend_from_slice(&[0x00, 0x00, 0x01, 0x02]);
+        expect.extend_from_slice(&[0x01, 0x00, 0x02, b'u', b'f']);
+        expect.extend_from_slice(&[0x03, 0x00, 0x03, b'h', b'/', b'a']);
+        expect.extend_from_slice(&[0x04, 0x00, 21, 1]);
+        expect.extend_from_slice(&[0xAA; 20]);
+        expect.extend_from_slice(&[0x07, 0x00, 0x07, 0x01, 0x1F, 0x40, 192, 0, 2, 1]);
+        expect.extend_from_slice(&[0x08, 0x00, 5 + 4 + 5 + 3 + 2]);
+        expect.extend_from_slice(&[0x40, 1, 0, 1, 1, 0x0A, 0x0B, 0x0C, 0x0D]);
+        // H264, PT 102, 90 kHz (index 15) / 0 channels, nack|transport-cc, params: APT 5
+        expect.extend_from_slice(&[3, 102, 0xF0, 0x80 | 0x08, 3, 4, 1, 5]);
+        expect.extend_from_slice(&[21, 11]);
+        assert_eq!(encode(&m).unwrap(), expect);
+        assert_eq!(decode(&expect).unwrap(), m);
+    }
+
+    #[test]
+    fn unknown_optional_tlv_is_skipped_unknown_critical_rejected() {
+        let m = MiniSdp::new(WireVersion::Ext, SdpKind::Answer, "webrtc://h/a");
+        let mut b = encode(&m).unwrap();
+        b.extend_from_slice(&[0x9A, 0x00, 0x01, 0x00]);
+        assert_eq!(decode(&b).unwrap(), m);
+        b.extend_from_slice(&[0x3A, 0x00, 0x00]);
+        assert_eq!(decode(&b), Err(DecodeError::UnknownCriticalTlv(0x3A)));
+        let mut dup = encode(&m).unwrap();
+        dup.extend_from_slice(&[tlv::URL, 0x00, 0x01, b'x']);
+        assert_eq!(decode(&dup), Err(DecodeError::DuplicateTlv(tlv::URL)));
+    }
+}

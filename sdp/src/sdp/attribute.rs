@@ -151,10 +151,17 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
         f.write_str(self.hash.as_str())?;
+        // One write per byte triple instead of a formatting call per byte: this text is
+        // built for every v0 packet.
         for (i, b) in self.digest.iter().enumerate() {
-            let sep = if i == 0 { ' ' } else { ':' };
-            write!(f, "{sep}{b:02X}")?;
+            let triple = [
+                if i == 0 { b' ' } else { b':' },
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0x0F) as usize],
+            ];
+            f.write_str(std::str::from_utf8(&triple).map_err(|_| fmt::Error)?)?;
         }
         Ok(())
     }

@@ -12,6 +12,9 @@ use crate::media::amf0;
 use crate::media::frame::{AudioConfig, Codec, Frame, FrameData, FrameKind, VideoConfig};
 use crate::media::{h264, h265};
 
+/// RTMP message type of AMF3-framed data messages (`@setDataFrame` from some publishers).
+const RTMP_DATA_AMF3: u8 = 15;
+
 /// Legacy and enhanced `FrameType` value of video info/command frames (no picture).
 const FRAME_TYPE_COMMAND: u8 = 5;
 
@@ -191,13 +194,15 @@ impl TagDemuxer {
     }
 
     /// Demuxes one tag body. `tag_type` is the FLV tag type / RTMP message type (8 audio,
-    /// 9 video, 18 script data; others are ignored), `timestamp` the full 32-bit millisecond
+    /// 9 video, 18 script data, 15 RTMP AMF3 data; others are ignored), `timestamp` the full 32-bit millisecond
     /// timestamp. On error nothing from this tag is emitted and the state stays usable.
     pub fn push_tag(&mut self, tag_type: u8, timestamp: u32, body: Bytes) -> Result<(), FlvError> {
         match tag_type {
             TAG_VIDEO => self.video_tag(timestamp, body),
             TAG_AUDIO => self.audio_tag(timestamp, body),
             TAG_SCRIPT => self.script_tag(&body),
+            // RTMP AMF3 data message: a format byte, then (in practice) AMF0 values.
+            RTMP_DATA_AMF3 => self.script_tag(body.get(1..).unwrap_or_default()),
             _ => Ok(()),
         }
     }
@@ -532,5 +537,123 @@ mod tests {
             Err(FlvError::MissingParameterSet)
         );
         assert_eq!(d.poll(), None);
+    }
+
+    const SPS_320X240: &[u8] = &[
+        0x67, 0x4d, 0x40, 0x0d, 0xd9, 0x01, 0x41, 0xfb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10,
+        0x00, 0x00, 0x03, 0x03, 0x20, 0xf1, 0x42, 0xa4, 0x80,
+    ];
+    const SPS_1080P: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x03,
+        0x00, 0x04, 0x00, 0x00, 0x03, 0x00, 0xc8, 0x3c, 0x60, 0xc9, 0x20,
+    ];
+    const PPS: &[u8] = &[0x68, 0xeb, 0xcc, 0xb2];
+
+    fn avc_frame(key: bool, cts: i32, nalus: &[&[u8]]) -> Bytes {
+        let mut b = vec![if key { 0x17 } else { 0x27 }, 1];
+        b.extend_from_slice(&cts.to_be_bytes()[1..]);
+        for n in nalus {
+            b.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            b.extend_from_slice(n);
+        }
+        Bytes::from(b)
+    }
+
+    fn sequence_header(sps: &[u8]) -> Bytes {
+        let rec =
+            h264::AvcConfig::build(&[Bytes::copy_from_slice(sps)], &[Bytes::from_static(PPS)])
+                .unwrap();
+        Bytes::from([&[0x17u8, 0, 0, 0, 0][..], &rec].concat())
+    }
+
+    #[test]
+    fn keyframes_get_parameter_sets_and_in_band_changes_reconfigure() {
+        let mut d = TagDemuxer::new();
+        d.push_tag(TAG_VIDEO, 0, sequence_header(SPS_320X240))
+            .unwrap();
+        let Some(DemuxEvent::VideoConfig(c)) = d.poll() else {
+            panic!("config first")
+        };
+        assert_eq!((c.width, c.height), (320, 240));
+        // A keyframe without parameter sets gets the tracked ones in front.
+        let idr: &[u8] = &[0x65, 0x88, 0x84];
+        d.push_tag(TAG_VIDEO, 40, avc_frame(true, 0, &[idr]))
+            .unwrap();
+        let Some(DemuxEvent::Frame(f)) = d.poll() else {
+            panic!("frame")
+        };
+        assert_eq!(f.kind, FrameKind::Key);
+        assert_eq!(
+            f.data,
+            FrameData::Nalus(vec![
+                Bytes::from_static(SPS_320X240),
+                Bytes::from_static(PPS),
+                Bytes::from_static(idr)
+            ])
+        );
+        // In-band SPS with a new resolution: a new config, then the frame as sent.
+        d.push_tag(TAG_VIDEO, 80, avc_frame(true, 0, &[SPS_1080P, PPS, idr]))
+            .unwrap();
+        let Some(DemuxEvent::VideoConfig(c)) = d.poll() else {
+            panic!("new config")
+        };
+        assert_eq!((c.width, c.height), (1920, 1080));
+        let Some(DemuxEvent::Frame(f)) = d.poll() else {
+            panic!("frame")
+        };
+        assert_eq!(
+            f.data,
+            FrameData::Nalus(vec![
+                Bytes::from_static(SPS_1080P),
+                Bytes::from_static(PPS),
+                Bytes::from_static(idr)
+            ])
+        );
+        // A sequence header replaces all sets: back to 320x240 is a change, and the same
+        // header again (an RTMP republish) is not.
+        d.push_tag(TAG_VIDEO, 120, sequence_header(SPS_320X240))
+            .unwrap();
+        assert!(matches!(d.poll(), Some(DemuxEvent::VideoConfig(_))));
+        d.push_tag(TAG_VIDEO, 120, sequence_header(SPS_320X240))
+            .unwrap();
+        assert_eq!(d.poll(), None);
+    }
+
+    #[test]
+    fn slice_type_not_cts_decides_b_frames() {
+        let mut d = TagDemuxer::new();
+        d.push_tag(TAG_VIDEO, 0, sequence_header(SPS_320X240))
+            .unwrap();
+        d.poll();
+        // P slice (first_mb 0, slice_type 5) with a CTS, as P-frames after B-frames have.
+        d.push_tag(TAG_VIDEO, 40, avc_frame(false, 80, &[&[0x41, 0b1001_1010]]))
+            .unwrap();
+        let Some(DemuxEvent::Frame(f)) = d.poll() else {
+            panic!()
+        };
+        assert_eq!((f.kind, f.cts, f.pts()), (FrameKind::Inter, 80, 120));
+        // B slice (slice_type 1) with CTS 0.
+        d.push_tag(TAG_VIDEO, 80, avc_frame(false, 0, &[&[0x01, 0b1010_1000]]))
+            .unwrap();
+        let Some(DemuxEvent::Frame(f)) = d.poll() else {
+            panic!()
+        };
+        assert_eq!(f.kind, FrameKind::B);
+    }
+
+    #[test]
+    fn timestamps_unwrap_across_the_32_bit_boundary() {
+        let mut d = TagDemuxer::new();
+        let mut dts = Vec::new();
+        for ts in [u32::MAX - 30, u32::MAX - 7, 16, 39] {
+            d.push_tag(TAG_AUDIO, ts, Bytes::from_static(&[0xaf, 1, 0x21]))
+                .unwrap();
+            let Some(DemuxEvent::Frame(f)) = d.poll() else {
+                panic!()
+            };
+            dts.push(f.dts);
+        }
+        let base = i64::from(u32::MAX) - 30;
+        assert_eq!(dts, vec![base, base + 23, base + 47, base + 70]);
     }
 }

@@ -11,6 +11,10 @@ pub struct AssembledFrame {
     pub complete: bool,
 }
 
+/// Most packets one frame may have before the assembler gives up on it (about 19 MB at 1200-byte
+/// packets): bounds memory against a sender that never ends a frame.
+pub const MAX_FRAME_PACKETS: usize = 16_384;
+
 /// Splits an in-order stream of packets (after the jitter buffer has put them in sequence
 /// order) into frames.
 ///
@@ -31,7 +35,8 @@ impl FrameAssembler {
     /// interrupted incomplete one and the one this packet completes).
     pub fn push(&mut self, packet: RtpView, out: &mut Vec<AssembledFrame>) {
         if let Some(last) = self.pending.last() {
-            let same_frame = last.timestamp == packet.timestamp
+            let same_frame = self.pending.len() < MAX_FRAME_PACKETS
+                && last.timestamp == packet.timestamp
                 && last.sequence.wrapping_add(1) == packet.sequence
                 && last.rtm.frame_seq_range == packet.rtm.frame_seq_range;
             if !same_frame {

@@ -8,7 +8,7 @@ mod assembler;
 mod audio;
 mod nal;
 
-pub use assembler::{AssembledFrame, FrameAssembler};
+pub use assembler::{AssembledFrame, FrameAssembler, MAX_FRAME_PACKETS};
 
 use bytes::Bytes;
 
@@ -178,13 +178,6 @@ impl Depacketizer {
             .unwrap_or(0);
         let dts_wire =
             find(|p| p.rtm.decoding_timestamp).unwrap_or(timestamp.wrapping_sub(cts_clock as u32));
-        let rate = self.config.clock_rate;
-        let dts = clock_to_ms(self.dts.unwrap(dts_wire), rate);
-        let cts = clock_to_ms(i64::from(cts_clock), rate) as i32;
-        let aac_config = packets.iter().find_map(|p| p.rtm.aac_config.clone());
-        if aac_config.is_some() {
-            self.aac_config.clone_from(&aac_config);
-        }
         let codec = self.config.codec;
         let frame_type = packets.iter().find_map(|p| p.rtm.frame_type);
         let (kind, data) = match codec {
@@ -205,6 +198,14 @@ impl Depacketizer {
                 (FrameKind::Audio, FrameData::Audio(au))
             }
         };
+        // State changes only once the frame is known good.
+        let rate = self.config.clock_rate;
+        let dts = clock_to_ms(self.dts.unwrap(dts_wire), rate);
+        let cts = clock_to_ms(i64::from(cts_clock), rate) as i32;
+        let aac_config = packets.iter().find_map(|p| p.rtm.aac_config.clone());
+        if aac_config.is_some() {
+            self.aac_config.clone_from(&aac_config);
+        }
         Ok(DepacketizedFrame {
             frame: Frame {
                 codec,

@@ -387,55 +387,80 @@ impl RtmExtensions {
         let mut out = RtmExtensions::default();
         for el in Elements::new(profile, data)? {
             let el = el?;
-            let Some(ext) = ids.lookup(el.id) else {
-                continue;
-            };
-            let err = |source| ExtError::Value {
-                id: el.id,
-                ext,
-                source,
-            };
-            fn put<T>(slot: &mut Option<T>, v: T, ext: RtmExt) -> Result<(), ExtError> {
-                if slot.is_some() {
-                    return Err(ExtError::Duplicate(ext));
-                }
-                *slot = Some(v);
-                Ok(())
-            }
-            match ext {
-                RtmExt::DecodingTimestamp => put(
-                    &mut out.decoding_timestamp,
-                    parse_decoding_timestamp(el.value).map_err(err)?,
-                    ext,
-                )?,
-                RtmExt::CompositionTime => put(
-                    &mut out.composition_time,
-                    parse_composition_time(el.value).map_err(err)?,
-                    ext,
-                )?,
-                RtmExt::FrameSeqRange => put(
-                    &mut out.frame_seq_range,
-                    parse_frame_seq_range(el.value).map_err(err)?,
-                    ext,
-                )?,
-                RtmExt::FrameType => put(
-                    &mut out.frame_type,
-                    parse_frame_type(el.value).map_err(err)?,
-                    ext,
-                )?,
-                RtmExt::ReferenceFrameTimestamp => put(
-                    &mut out.reference_frame_timestamp,
-                    parse_reference_frame_timestamp(el.value).map_err(err)?,
-                    ext,
-                )?,
-                RtmExt::AacConfig => put(
-                    &mut out.aac_config,
-                    Bytes::copy_from_slice(parse_aac_config(el.value).map_err(err)?),
-                    ext,
-                )?,
-            }
+            out.add(el.id, el.value, ids)?;
         }
         Ok(out)
+    }
+
+    /// Interprets already-split extension elements `(id, value)`, e.g. the extension list of an
+    /// `rtc-rtp` header; elements `ids` did not negotiate are skipped.
+    pub fn from_elements<'a>(
+        elements: impl IntoIterator<Item = (u8, &'a [u8])>,
+        ids: &ExtensionIds,
+    ) -> Result<Self, ExtError> {
+        let mut out = RtmExtensions::default();
+        for (id, value) in elements {
+            out.add(id, value, ids)?;
+        }
+        Ok(out)
+    }
+
+    /// Adds one element's value.
+    fn add(&mut self, id: u8, value: &[u8], ids: &ExtensionIds) -> Result<(), ExtError> {
+        let out = self;
+        let el = Element {
+            id,
+            value,
+            offset: 0,
+        };
+        let Some(ext) = ids.lookup(el.id) else {
+            return Ok(());
+        };
+        let err = |source| ExtError::Value {
+            id: el.id,
+            ext,
+            source,
+        };
+        fn put<T>(slot: &mut Option<T>, v: T, ext: RtmExt) -> Result<(), ExtError> {
+            if slot.is_some() {
+                return Err(ExtError::Duplicate(ext));
+            }
+            *slot = Some(v);
+            Ok(())
+        }
+        match ext {
+            RtmExt::DecodingTimestamp => put(
+                &mut out.decoding_timestamp,
+                parse_decoding_timestamp(el.value).map_err(err)?,
+                ext,
+            )?,
+            RtmExt::CompositionTime => put(
+                &mut out.composition_time,
+                parse_composition_time(el.value).map_err(err)?,
+                ext,
+            )?,
+            RtmExt::FrameSeqRange => put(
+                &mut out.frame_seq_range,
+                parse_frame_seq_range(el.value).map_err(err)?,
+                ext,
+            )?,
+            RtmExt::FrameType => put(
+                &mut out.frame_type,
+                parse_frame_type(el.value).map_err(err)?,
+                ext,
+            )?,
+            RtmExt::ReferenceFrameTimestamp => put(
+                &mut out.reference_frame_timestamp,
+                parse_reference_frame_timestamp(el.value).map_err(err)?,
+                ext,
+            )?,
+            RtmExt::AacConfig => put(
+                &mut out.aac_config,
+                Bytes::copy_from_slice(parse_aac_config(el.value).map_err(err)?),
+                ext,
+            )?,
+        }
+        Ok(())
     }
 
     /// Whether no RTM value is present.
