@@ -38,16 +38,14 @@ fn demo_config() -> Config {
     c
 }
 
-/// `name` from the environment variable `var`, else the first existing candidate path.
+/// The program named by the environment variable `var` if set, else the first candidate
+/// path; `None` if that is not an existing file.
 fn find_tool(var: &str, candidates: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(var) {
-        return Some(PathBuf::from(p));
+    match std::env::var_os(var) {
+        Some(p) => Some(PathBuf::from(p)),
+        None => candidates.iter().map(PathBuf::from).find(|p| p.is_file()),
     }
-    candidates
-        .iter()
-        .map(Path::new)
-        .find(|p| p.is_file())
-        .map(Path::to_path_buf)
+    .filter(|p| p.is_file())
 }
 
 /// Chromium and chromedriver, or `None` (after saying why) when the test may skip.
