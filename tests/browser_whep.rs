@@ -177,22 +177,32 @@ fn frames_at_source_size(state: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// Polls the page's `window.rtmlive` until enough frames were rendered, the page failed, or
-/// the time is up; returns the last state seen.
-async fn watch(client: &Client) -> Value {
+/// Loads the player page and polls its `window.rtmlive` until enough frames were rendered, the
+/// page failed, or the time is up; returns the last state seen. Errors instead of panicking so
+/// the caller always ends the WebDriver session (and with it Chromium) first.
+async fn play(client: &Client, page: &str) -> Result<Value, fantoccini::error::CmdError> {
+    client.goto(page).await?;
     let deadline = Instant::now() + PLAY_TIMEOUT;
     let mut last = Value::Null;
     while Instant::now() < deadline {
         last = client
             .execute("return window.rtmlive || null;", vec![])
-            .await
-            .expect("read window.rtmlive");
+            .await?;
         if frames_at_source_size(&last) >= MIN_FRAMES || last["status"] == "failed" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    last
+    Ok(last)
+}
+
+/// A scratch directory removed when dropped (Chromium's profile).
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,17 +214,17 @@ async fn chromium_plays_the_demo_over_whep() {
     let server = start(&demo_config()).await.expect("server starts");
     wait_for_demo(&server).await;
 
-    let profile = std::env::temp_dir().join(format!(
+    let profile = ScratchDir(std::env::temp_dir().join(format!(
         "rtmlive-chromium-{}-{}",
         std::process::id(),
         free_port()
-    ));
+    )));
     let (chromedriver, driver_url) = start_chromedriver(&driver).await;
-    let client = start_browser(&driver_url, &chromium, &profile).await;
+    let client = start_browser(&driver_url, &chromium, &profile.0).await;
     let page = format!("http://{}/play/live/demo", server.http_addr);
-    client.goto(&page).await.expect("load the player page");
-    let state = watch(&client).await;
+    let outcome = play(&client, &page).await;
     let elapsed = t0.elapsed();
+    let state = outcome.as_ref().cloned().unwrap_or(Value::Null);
     eprintln!(
         "browser state after {elapsed:?}: {}",
         serde_json::to_string_pretty(&state).unwrap_or_default()
@@ -234,9 +244,12 @@ async fn chromium_plays_the_demo_over_whep() {
     // Clean up before asserting: the session ends Chromium, then chromedriver goes.
     let _ = client.close().await;
     drop(chromedriver);
-    let _ = std::fs::remove_dir_all(&profile);
+    drop(profile);
     server.stop().await;
 
+    if let Err(e) = outcome {
+        panic!("WebDriver command failed: {e}");
+    }
     assert_eq!(state["error"], Value::Null, "the page reported an error");
     assert_eq!(state["answerStatus"], 201, "WHEP answered the offer");
     let frames = frames_at_source_size(&state);
