@@ -6,7 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p rtmlive -p player-test
-./target/release/rtmlive &
+# The demo binds loopback only (it runs in open mode, without tokens); see docs/operations.md
+# for a production configuration.
+RTMLIVE_LISTEN__MEDIA__BIND=127.0.0.1:8000 RTMLIVE_LISTEN__HTTP__BIND=127.0.0.1:8080 \
+RTMLIVE_LISTEN__RTMP__BIND=127.0.0.1:1935 ./target/release/rtmlive &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
