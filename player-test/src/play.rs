@@ -232,7 +232,14 @@ async fn attempt(
             let seq = (opts.index as u64 * 16 + attempt_no) as u16;
             match signal::minisdp_offer(&local, *version, &url, seq, token.as_deref()) {
                 Ok(offer) => {
-                    signal::rtm_exchange(&sock, server, &offer, token.as_deref(), &mut stages)
+                    signal::rtm_exchange(
+                    &sock,
+                    server,
+                    &offer,
+                    token.as_deref(),
+                    &mut stages,
+                    opts.first_frame_timeout,
+                )
                         .await
                         .map(|a| (a, None))
                 }
