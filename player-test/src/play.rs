@@ -231,8 +231,7 @@ async fn attempt(
             let url = signal::minisdp_url(host, app, stream);
             let seq = (opts.index as u64 * 16 + attempt_no) as u16;
             match signal::minisdp_offer(&local, *version, &url, seq, token.as_deref()) {
-                Ok(offer) => {
-                    signal::rtm_exchange(
+                Ok(offer) => signal::rtm_exchange(
                     &sock,
                     server,
                     &offer,
@@ -240,9 +239,8 @@ async fn attempt(
                     &mut stages,
                     opts.first_frame_timeout,
                 )
-                        .await
-                        .map(|a| (a, None))
-                }
+                .await
+                .map(|a| (a, None)),
                 Err(e) => Err(e),
             }
         }

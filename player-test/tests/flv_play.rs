@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn fixture() -> Vec<u8> {
-    let path = format!("{}/../tests/fixtures/h264_aac.flv", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/../tests/fixtures/h264_aac.flv",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -18,9 +21,11 @@ async fn serve(listener: TcpListener, flv: Vec<u8>) {
     let (mut s, _) = listener.accept().await.unwrap();
     let mut req = [0u8; 2048];
     let _ = s.read(&mut req).await.unwrap();
-    s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .await
-        .unwrap();
+    s.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: video/x-flv\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let start = Instant::now();
     // FLV header (9 bytes) + PreviousTagSize0 (4), then tags.
     let mut pos = 13;
@@ -57,12 +62,17 @@ fn http_flv_plays_every_frame_with_first_keyframe_stage() {
             frames += 1;
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    // Bound with std and registered inside the server thread's own runtime (a tokio listener
+    // belongs to the runtime that created it).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(serve(listener, flv));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move { serve(TcpListener::from_std(listener).unwrap(), flv).await });
     });
     let report = play(PlayOptions {
         url: format!("http://127.0.0.1:{port}/live/fixture.flv"),
@@ -82,5 +92,8 @@ fn http_flv_plays_every_frame_with_first_keyframe_stage() {
     assert_eq!(report.frames_dropped, 0);
     assert_eq!(report.video.out_of_order, 0);
     assert!(report.video.played_ms > 1500.0, "{:?}", report.video);
-    assert_eq!(report.stalls, 0, "paced at real time: no render gap over 200 ms");
+    assert_eq!(
+        report.stalls, 0,
+        "paced at real time: no render gap over 200 ms"
+    );
 }
