@@ -70,9 +70,14 @@ pub struct RemoteParams {
 /// When the DTLS ClientHello leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DtlsStart {
-    /// Right behind the first STUN request (one round trip saved; the server has verified our
-    /// address by the time the ClientHello, next in the same flow, reaches it).
+    /// Right behind the miniSDP offer, before the answer ([`DtlsClient::before_answer`], then
+    /// [`Session::with_dtls`]): the edge answers it with its HelloVerifyRequest together with
+    /// the answer, so the cookie round trip overlaps offer/answer (3 RTT to media). WHEP
+    /// offers go over HTTP to another port: there it behaves as `WithFirstCheck`.
     #[default]
+    WithOffer,
+    /// Right behind the first STUN request (the server has verified our address by the time
+    /// the ClientHello, next in the same flow, reaches it): 4 RTT to media.
     WithFirstCheck,
     /// Only after the STUN check succeeded (conservative, one more round trip).
     AfterIce,
@@ -322,7 +327,7 @@ impl Session {
         match self.stun.poll_transmit(now) {
             Ok(Some(req)) => {
                 self.transmits.push_back(req);
-                if self.config.dtls_start == DtlsStart::WithFirstCheck {
+                if self.config.dtls_start != DtlsStart::AfterIce {
                     self.dtls.start(now)?;
                 }
             }
