@@ -254,6 +254,7 @@ async fn attempt(
                     &offer,
                     token.as_deref(),
                     &mut stages,
+                    opts.first_frame_timeout,
                     early.as_mut(),
                 )
                 .await
