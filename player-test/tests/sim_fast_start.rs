@@ -187,6 +187,7 @@ struct Scenario {
 
 struct Run {
     link: SimLink,
+    rtt: Duration,
     offer_at: Instant,
     answer_sent: Option<Instant>,
     pull_started: Option<Instant>,
@@ -373,6 +374,7 @@ fn run(sc: &Scenario) -> Run {
     let origin = origin.expect("an origin ran");
     Run {
         link,
+        rtt: sc.rtt,
         offer_at,
         answer_sent,
         pull_started,
@@ -471,6 +473,33 @@ fn cache_hit_first_keyframe_within_three_rtt() {
         // The HelloVerifyRequest travelled with the answer, not a round trip later.
         let hvr = r.link.first(|e| e.kind.is_hello_verify()).unwrap();
         assert_eq!(hvr.sent, r.answer_sent.unwrap() - r.link.base());
+        // Anti-amplification: until the STUN check verified the client, the edge sent at most
+        // 3× what it had received, and nothing but the answer and the HelloVerifyRequest.
+        let verified = r.link.first(|e| e.kind == Kind::StunResponse).unwrap().sent;
+        let received: usize = r
+            .link
+            .trace()
+            .iter()
+            .filter(|e| e.direction == Direction::Up && e.sent + r.rtt / 2 <= verified)
+            .map(|e| e.len)
+            .sum();
+        let early: Vec<_> = r
+            .link
+            .trace()
+            .iter()
+            .filter(|e| e.direction == Direction::Down && e.sent < verified)
+            .collect();
+        let sent: usize = early.iter().map(|e| e.len).sum();
+        assert!(
+            sent <= 3 * received,
+            "{sent} B sent for {received} B received"
+        );
+        assert!(
+            early
+                .iter()
+                .all(|e| e.kind == Kind::MiniSdp || e.kind.is_hello_verify()),
+            "{early:?}"
+        );
     }
 }
 
@@ -627,6 +656,19 @@ fn ten_percent_loss_every_packet_recovered_within_the_gop() {
             let b = r.session.buffer_stats(t);
             assert_eq!(b.frames_dropped, 0, "{t:?}");
             assert_eq!(b.out_of_order_releases, 0, "{t:?}");
+            // Packet by packet: every NACKed packet arrived, except those NACKed in the last
+            // moments of the run (still inside their recovery window); none waited a GOP.
+            let n = r.session.buffer(t).nack();
+            assert_eq!(n.unrecovered(r.end, r.gop), 0, "seed {seed} {t:?}");
+            assert_eq!(
+                n.packets_nacked(),
+                n.recovered() + n.outstanding() as u64,
+                "seed {seed} {t:?}"
+            );
+            assert!(n.outstanding() <= 2, "seed {seed} {t:?}: {:?}", n.missing());
+            if let Some(m) = n.mean_recovery_time() {
+                assert!(m < r.gop, "seed {seed} {t:?}: mean recovery {m:?}");
+            }
         }
     }
 }
