@@ -31,6 +31,7 @@ use rtm_sdp::minisdp::MiniSdp;
 use rtmlive::hub::{Hub, HubConfig, Publisher, PublisherConfig};
 use rtmlive::media::flv::{DemuxEvent, FlvDemuxer};
 use rtmlive::media::{FrameKind, TrackKind};
+use rtmlive::signal::auth::{Claims, TokenAuthority, TokenKind};
 use rtmlive::signal::minisdp_udp::{MiniSdpContext, MiniSdpCounters, MiniSdpHandler};
 use rtmlive::signal::negotiate::LocalDescription;
 use rtmlive::signal::{ResolveError, Resolved, StreamResolver};
@@ -39,6 +40,7 @@ use rtmlive::transport::rtcp::NtpClock;
 use rtmlive::transport::shard::{Shard, ShardConfig};
 
 const STREAM: &str = "live/sim";
+const SECRET: &[u8] = b"sim-secret";
 const STEP: Duration = Duration::from_millis(1);
 
 fn client_addr() -> SocketAddr {
@@ -183,6 +185,9 @@ struct Scenario {
     start: ClientStart,
     /// Virtual time to run after the offer.
     run_for: Duration,
+    /// Sign a pull token (base64url, as `?token=` carries it) valid until this many seconds
+    /// after the virtual wall clock's start; `None` = open mode.
+    token_valid_for: Option<u64>,
 }
 
 struct Run {
@@ -203,7 +208,9 @@ struct Run {
 fn run(sc: &Scenario) -> Run {
     let provider: Arc<dyn RTCCryptoProvider> = default_provider().unwrap();
     let base = Instant::now();
-    let wall0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    // The virtual wall clock starts in 2001: a token checked against the machine's clock
+    // instead would be expired.
+    let wall0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     let mut link = SimLink::symmetric(base, sc.rtt, sc.loss, sc.seed);
 
     // The edge: hub, resolver, miniSDP handler, one shard.
@@ -222,7 +229,7 @@ fn run(sc: &Scenario) -> Run {
             dtls_timeout: Duration::from_secs(10),
         },
         resolver: resolver.clone(),
-        tokens: None,
+        tokens: sc.token_valid_for.map(|_| TokenAuthority::new(SECRET)),
         accepting: Arc::new(AtomicBool::new(true)),
         counters: Arc::new(MiniSdpCounters::default()),
     });
@@ -243,7 +250,21 @@ fn run(sc: &Scenario) -> Run {
 
     let local = LocalParams::generate(&provider).unwrap();
     let url = minisdp_url("10.0.0.1", "live", "sim");
-    let offer = minisdp_offer(&local, MiniSdpVersion::Extended, &url, 1, None).unwrap();
+    let token = sc.token_valid_for.map(|secs| {
+        let wall_start = wall0
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        TokenAuthority::new(SECRET)
+            .sign_base64(&Claims {
+                kind: TokenKind::Pull,
+                stream: STREAM.to_owned(),
+                expiry: wall_start + secs,
+                binding: Vec::new(),
+            })
+            .unwrap()
+    });
+    let offer = minisdp_offer(&local, MiniSdpVersion::Extended, &url, 1, token.as_deref()).unwrap();
     let mut client = Client::AwaitingAnswer { early: None };
     let mut stages = Some(StageClock::new(offer_at));
     let (mut answer_sent, mut pull_started) = (None, None);
@@ -448,6 +469,7 @@ fn cache_hit(rtt_ms: u64, start: ClientStart) -> Run {
         warmup: Duration::from_millis(1500),
         start,
         run_for: Duration::from_millis(8 * rtt_ms),
+        token_valid_for: None,
     })
 }
 
@@ -537,6 +559,7 @@ fn answer_leaves_before_the_origin_responds() {
         warmup: Duration::ZERO,
         start: ClientStart::WithOffer,
         run_for: Duration::from_secs(2),
+        token_valid_for: None,
     });
     print_sequence(&r, "cache miss, RTT 50 ms, origin 300 ms");
     let offer_arrived = r.offer_at + rtt / 2;
@@ -581,6 +604,7 @@ fn ten_percent_loss_every_packet_recovered_within_the_gop() {
             warmup: Duration::from_millis(1500),
             start: ClientStart::WithOffer,
             run_for: Duration::from_secs(6),
+            token_valid_for: None,
         });
         // Judge frames published up to 1.5 s before the end: later ones may still be in flight.
         let horizon = r.end - Duration::from_millis(1500);
@@ -670,5 +694,35 @@ fn ten_percent_loss_every_packet_recovered_within_the_gop() {
                 assert!(m < r.gop, "seed {seed} {t:?}: mean recovery {m:?}");
             }
         }
+    }
+}
+
+/// A signed pull token is checked against the *virtual* wall clock (the server's NTP anchor,
+/// starting in 2001), not the machine's: a token valid for a minute from the virtual start is
+/// accepted, and played.
+#[test]
+fn token_expiry_follows_the_servers_clock_anchor() {
+    let r = run(&token_scenario(60));
+    assert_eq!(stage_ms(&r, Stage::FirstKeyframe), 150.0);
+}
+
+/// ...and one that expired at the virtual start is refused with status 103 when the offer
+/// comes 1.5 s later.
+#[test]
+#[should_panic(expected = "offer refused: 103")]
+fn expired_token_is_refused() {
+    run(&token_scenario(0));
+}
+
+fn token_scenario(valid_for: u64) -> Scenario {
+    Scenario {
+        rtt: Duration::from_millis(50),
+        loss: 0.0,
+        seed: 3,
+        origin_latency: None,
+        warmup: Duration::from_millis(1500),
+        start: ClientStart::WithOffer,
+        run_for: Duration::from_millis(400),
+        token_valid_for: Some(valid_for),
     }
 }
