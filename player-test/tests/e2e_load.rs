@@ -65,7 +65,10 @@ fn thousand_rtm_sessions_all_play_without_drops() {
         eprintln!("failed session {}: {:?}", r.index, r.error);
     }
     assert_eq!(reports.len(), 1000);
-    assert_eq!(ok, 1000, "every session reached its first frame and ended cleanly");
+    assert_eq!(
+        ok, 1000,
+        "every session reached its first frame and ended cleanly"
+    );
     assert_eq!(dropped, 0, "the no-drop invariant across every session");
     rt.block_on(server.stop());
 }
