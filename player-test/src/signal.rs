@@ -51,7 +51,7 @@ const PT_H265: u8 = 104;
 /// The recvonly offer, as SDP text. `rtm_extensions` adds the RTM private extensions (RTM
 /// sessions); `v0_only` keeps only extensions the v0 table can carry.
 pub fn offer_sdp(local: &LocalParams, rtm_extensions: bool, v0_only: bool) -> String {
-    let fp = local.certificate.fingerprint.to_sdp_hex();
+    let fp = local.certificate.fingerprint.to_string();
     let mut s = String::new();
     let _ = write!(
         s,

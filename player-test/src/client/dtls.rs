@@ -34,38 +34,9 @@ pub enum DtlsError {
     Closed,
 }
 
-/// A SHA-256 certificate fingerprint (RFC 8122), the form SDP and miniSDP carry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    pub fn of_der(der: &[u8]) -> Self {
-        let d = ring::digest::digest(&ring::digest::SHA256, der);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(d.as_ref());
-        Self(out)
-    }
-
-    /// `AB:CD:…` as in an SDP `a=fingerprint:sha-256` line.
-    pub fn to_sdp_hex(&self) -> String {
-        self.0
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    }
-
-    /// Parses `AB:CD:…` (case-insensitive).
-    pub fn from_sdp_hex(s: &str) -> Option<Self> {
-        let mut out = [0u8; 32];
-        let mut n = 0;
-        for part in s.trim().split(':') {
-            *out.get_mut(n)? = u8::from_str_radix(part, 16).ok()?;
-            n += 1;
-        }
-        (n == 32).then_some(Self(out))
-    }
-}
+/// The SHA-256 certificate fingerprint type is the edge's own: one parser and one SDP form
+/// for both ends.
+pub use rtmlive::transport::dtls::Fingerprint;
 
 /// The player's DTLS identity: a fresh self-signed ECDSA P-256 certificate per process.
 #[derive(Clone)]
@@ -478,8 +449,8 @@ pub(crate) mod tests {
     #[test]
     fn fingerprint_hex_round_trip() {
         let f = Fingerprint([0xAB; 32]);
-        assert_eq!(Fingerprint::from_sdp_hex(&f.to_sdp_hex()), Some(f));
-        assert_eq!(Fingerprint::from_sdp_hex("AB:CD"), None);
-        assert_eq!(Fingerprint::from_sdp_hex(&"00:".repeat(33)), None);
+        assert_eq!(Fingerprint::parse(&f.to_string()), Some(f));
+        assert_eq!(Fingerprint::parse("AB:CD"), None);
+        assert_eq!(Fingerprint::parse(&"00:".repeat(33)), None);
     }
 }
