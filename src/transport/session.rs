@@ -222,6 +222,9 @@ pub struct ViewerSession {
     sr_interval: Duration,
     next_sr: Option<Instant>,
     stats: SessionStats,
+    /// When signaling created the session (the offer arrived): the origin of the first-frame
+    /// stage timings.
+    created: Instant,
 }
 
 fn track_index(kind: TrackKind) -> usize {
@@ -270,7 +273,13 @@ impl ViewerSession {
             sr_interval: params.sr_interval,
             next_sr: None,
             stats: SessionStats::default(),
+            created: now,
         }
+    }
+
+    /// The `now` the session was created with (when its offer arrived).
+    pub fn created_at(&self) -> Instant {
+        self.created
     }
 
     /// Our ICE ufrag (the shard routes a first STUN packet by it).
