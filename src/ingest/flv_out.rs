@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::hub_tags::HubTagReader;
 use crate::hub::{Hub, Stream};
 use crate::media::flv_mux::{FlvMuxer, HevcMode};
+use crate::ops::{EgressKind, Metrics, Protocol, SessionState};
 use crate::origin::{PullLease, PullManager};
 
 /// Settings of the HTTP-FLV output.
@@ -56,6 +57,7 @@ pub struct FlvOut {
     hub: Arc<Hub>,
     pulls: Option<PullManager>,
     config: FlvOutConfig,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl FlvOut {
@@ -64,7 +66,14 @@ impl FlvOut {
             hub,
             pulls: None,
             config,
+            metrics: None,
         }
+    }
+
+    /// Counts responses as `http_flv` sessions and their body bytes as `flv` egress.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> FlvOut {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Pull streams the hub does not have (cascading edges).
@@ -109,7 +118,8 @@ async fn serve_flv(
         }
     };
     let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(feed(stream, tx, out.config, lease));
+    let counted = out.metrics.map(Counted::new);
+    tokio::spawn(feed(stream, tx, out.config, lease, counted));
     Response::builder()
         .header(header::CONTENT_TYPE, "video/x-flv")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -118,12 +128,30 @@ async fn serve_flv(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// One HTTP-FLV response as a connected `http_flv` session, for as long as it lives.
+struct Counted(Arc<Metrics>);
+
+impl Counted {
+    fn new(m: Arc<Metrics>) -> Counted {
+        m.session_opened(Protocol::HttpFlv, SessionState::Connected);
+        Counted(m)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0
+            .session_closed(Protocol::HttpFlv, SessionState::Connected);
+    }
+}
+
 /// Muxes the hub stream into FLV bytes until the client goes away or the stream ends.
 async fn feed(
     stream: Arc<Stream>,
     tx: mpsc::Sender<Bytes>,
     config: FlvOutConfig,
     _lease: Option<PullLease>,
+    counted: Option<Counted>,
 ) {
     let mut reader = HubTagReader::new(stream, config.hevc, config.batch);
     let mut mux: Option<FlvMuxer> = None;
@@ -141,7 +169,11 @@ async fn feed(
         for t in &tags {
             m.write_tag(t);
         }
-        if tx.send(m.take()).await.is_err() {
+        let body = m.take();
+        if let Some(c) = &counted {
+            c.0.egress(EgressKind::Flv, tags.len() as u64, body.len() as u64);
+        }
+        if tx.send(body).await.is_err() {
             return;
         }
     }

@@ -251,6 +251,14 @@ impl Metrics {
         self.streams.add(source, -1);
     }
 
+    /// Sets the number of active streams from `source` (the `/metrics` handler does this from
+    /// the hub's stream list at scrape time, which is the authoritative count).
+    pub fn set_streams(&self, source: StreamSource, n: i64) {
+        if let Some(s) = self.streams.slots.get(source.index()) {
+            s.store(n, Relaxed);
+        }
+    }
+
     // ---- traffic --------------------------------------------------------------------------
 
     /// `packets` datagrams (or FLV tags) totalling `bytes` were sent.

@@ -6,6 +6,7 @@
 //! binary's entry: start, wait for SIGTERM/SIGINT, drain, stop.
 
 pub mod admin;
+pub mod counting;
 pub mod media_source;
 pub mod streams;
 
@@ -242,9 +243,13 @@ pub async fn start_with(
         .origins
         .upstreams
         .iter()
-        .map(|u| AppOrigins {
-            app: u.app.clone(),
-            pulls: PullManager::new(pull_config(config, &u.urls, u.hashing), target.clone()),
+        .map(|u| {
+            let pulls = PullManager::new(pull_config(config, &u.urls, u.hashing), target.clone());
+            pulls.set_metrics(metrics.clone());
+            AppOrigins {
+                app: u.app.clone(),
+                pulls,
+            }
         })
         .collect();
     let streams = Arc::new(EdgeStreams::new(
@@ -335,7 +340,7 @@ pub async fn start_with(
         )
         .with_metrics(metrics.clone()),
     );
-    let mut flv = FlvOut::new(hub.clone(), FlvOutConfig::default());
+    let mut flv = FlvOut::new(hub.clone(), FlvOutConfig::default()).with_metrics(metrics.clone());
     if let Some(o) = streams.all_origins().first() {
         flv = flv.with_pulls(o.pulls.clone());
     }
@@ -403,7 +408,10 @@ pub async fn start_with(
                 ..RtmpServerConfig::default()
             },
             keys,
-            target.clone(),
+            Arc::new(counting::CountingTarget::new(
+                target.clone(),
+                metrics.clone(),
+            )),
         )
         .await
         .map_err(|source| ServerError::Bind {
