@@ -27,7 +27,8 @@ pub struct EdgeAdmin {
     streams: Arc<EdgeStreams>,
     kicks: KickList,
     sessions: SessionDirectory,
-    demo_key: String,
+    /// The demo stream's key, when the demo runs.
+    demo_key: Option<String>,
     /// Ingress rates per stream, refreshed by [`Self::sample`].
     rates: Mutex<HashMap<String, Rate>>,
 }
@@ -38,7 +39,7 @@ impl EdgeAdmin {
         streams: Arc<EdgeStreams>,
         kicks: KickList,
         sessions: SessionDirectory,
-        demo_key: String,
+        demo_key: Option<String>,
     ) -> Self {
         Self {
             hub,
@@ -83,7 +84,7 @@ impl EdgeAdmin {
 
     fn source_of(&self, key: &str) -> StreamSource {
         let app = key.split('/').next().unwrap_or_default();
-        if key == self.demo_key {
+        if self.demo_key.as_deref() == Some(key) {
             StreamSource::Demo
         } else if self
             .streams

@@ -349,7 +349,7 @@ pub async fn start_with(
         streams.clone(),
         driver.kicks().clone(),
         driver.sessions().clone(),
-        config.demo.stream.clone(),
+        config.demo.enabled.then(|| config.demo.stream.clone()),
     ));
     tasks.push(tokio::spawn(
         edge_admin.clone().run_sampler(Duration::from_secs(1)),
