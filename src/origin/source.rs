@@ -18,7 +18,7 @@ pub struct SourceOptions {
 #[derive(Debug)]
 pub enum Source {
     Http {
-        body: HttpFlvBody,
+        body: Box<HttpFlvBody>,
         demux: Box<FlvDemuxer>,
     },
     Rtmp {
@@ -64,7 +64,7 @@ impl Source {
         } else {
             let body = http_flv::open(url, &opts.http).await?;
             Ok(Source::Http {
-                body,
+                body: Box::new(body),
                 demux: Box::default(),
             })
         }
