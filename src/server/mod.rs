@@ -36,6 +36,7 @@ use crate::signal::StreamResolver;
 use crate::signal::auth::{TokenAuthority, TokenKind};
 use crate::signal::minisdp_udp::{MiniSdpContext, MiniSdpHandler};
 use crate::signal::negotiate::LocalDescription;
+use crate::signal::player_page;
 use crate::signal::whep::{self, WhepState};
 use crate::transport::dtls::DtlsIdentity;
 use crate::transport::rtcp::NtpClock;
@@ -361,7 +362,9 @@ pub async fn start_with(
         token: (!config.auth.admin_token.is_empty())
             .then(|| Arc::from(config.auth.admin_token.as_str())),
     };
-    let mut app = whep::router(whep_state).merge(flv.router());
+    let mut app = whep::router(whep_state)
+        .merge(flv.router())
+        .merge(player_page::router());
     let admin_addr = match config.listen.admin.bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind)

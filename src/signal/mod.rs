@@ -2,6 +2,7 @@
 pub mod auth;
 pub mod minisdp_udp;
 pub mod negotiate;
+pub mod player_page;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@
 pub mod amplification;
 pub mod demux;
 pub mod dtls;
+pub mod ext_policy;
 pub mod ice_lite;
 pub mod rtcp;
 pub mod session;
@@ -18,6 +19,7 @@ pub mod stun;
 
 pub use demux::{DatagramKind, classify};
 pub use dtls::{DtlsIdentity, Fingerprint};
+pub use ext_policy::ExtensionPolicy;
 pub use session::{
     CloseReason, SessionError, SessionEvent, SessionParams, SessionStats, TrackParams, Transmit,
     ViewerSession,

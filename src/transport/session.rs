@@ -27,6 +27,7 @@ use bytes::{Bytes, BytesMut};
 use super::amplification::AmplificationBudget;
 use super::demux::{DatagramKind, classify};
 use super::dtls::{DtlsError, DtlsIdentity, DtlsServer, Fingerprint};
+use super::ext_policy::ExtensionPolicy;
 use super::ice_lite::{IceConfig, IceLite, IceTimeout};
 use super::rtcp::{self, Feedback, NtpClock, RtcpError, SenderInfo};
 use super::srtp::{Rewrite, SrtpError, SrtpSession};
@@ -71,6 +72,8 @@ pub struct SessionParams {
     pub dtls_timeout: Duration,
     /// Sender report interval.
     pub sr_interval: Duration,
+    /// What the viewer gets of the stream's RTP header extensions (plain RTP for browsers).
+    pub extensions: ExtensionPolicy,
 }
 
 impl SessionParams {
@@ -90,6 +93,7 @@ impl SessionParams {
             ntp,
             dtls_timeout: Duration::from_secs(15),
             sr_interval: Duration::from_secs(1),
+            extensions: ExtensionPolicy::Keep,
         }
     }
 }
@@ -225,6 +229,7 @@ pub struct ViewerSession {
     /// When signaling created the session (the offer arrived): the origin of the first-frame
     /// stage timings.
     created: Instant,
+    extensions: ExtensionPolicy,
 }
 
 fn track_index(kind: TrackKind) -> usize {
@@ -271,6 +276,7 @@ impl ViewerSession {
             dtls_deadline: None,
             dtls_timeout: params.dtls_timeout,
             sr_interval: params.sr_interval,
+            extensions: params.extensions,
             next_sr: None,
             stats: SessionStats::default(),
             created: now,
@@ -572,8 +578,9 @@ impl ViewerSession {
         let Some(track) = &mut self.tracks[track_index(pkt.track)] else {
             return Ok(None);
         };
-        let data =
-            SCRATCH.with(|s| srtp.protect_media(pkt, &track.rewrite, &mut s.borrow_mut()))?;
+        let data = SCRATCH.with(|s| {
+            srtp.protect_media(pkt, &track.rewrite, &self.extensions, &mut s.borrow_mut())
+        })?;
         track.packets = track.packets.wrapping_add(1);
         track.octets = track
             .octets
