@@ -353,6 +353,9 @@ impl Registrar<'_> {
             return Err(ShardError::AmplificationLimit);
         }
         self.reply_budget -= len;
+        // Answers sent through `send_via` are counted by `collect`.
+        self.shard.stats.control_sent += 1;
+        self.shard.stats.control_bytes_sent += len;
         self.shard.out.push(Transmit {
             to: self.from,
             data,
@@ -769,7 +772,6 @@ impl Shard {
             self.stats.unmatched += 1;
             return;
         };
-        let queued = self.out.len();
         let mut reg = Registrar {
             shard: self,
             now,
@@ -779,13 +781,6 @@ impl Shard {
         };
         handler.handle(now, from, data, &mut reg);
         self.signaling = Some(handler);
-        // Answers and error replies (answers through `send_via` are counted by `collect`).
-        for t in self.out.get(queued..).unwrap_or(&[]) {
-            if classify(&t.data) == DatagramKind::MiniSdp {
-                self.stats.control_sent += 1;
-                self.stats.control_bytes_sent += t.data.len() as u64;
-            }
-        }
     }
 
     /// Moves a session's transmits into the shard's batch and handles its events.
