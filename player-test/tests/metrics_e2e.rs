@@ -364,14 +364,39 @@ async fn every_metric_moves_when_its_event_happens() {
     let s6 = Scrape::take(e).await;
     assert_grew(&s5, &s6, "late viewer", &["rtmlive_gop_jumps_total"]);
 
-    // 6. HTTP-FLV from the edge.
-    let r = play(opts(
+    // 6. HTTP-FLV from the edge: listed with its byte count, then kicked.
+    let player = tokio::spawn(play(opts(
         format!("http://{e}/live/demo.flv"),
-        2,
+        8,
         LinkSpec::default(),
-    ))
-    .await;
-    assert!(r.ok, "FLV play: {:?}", r.error);
+    )));
+    let flv = {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (_, body) = http(e, "GET", "/api/v1/sessions?protocol=http_flv").await;
+            let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+            let found = v["sessions"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|s| s["bytes_sent"].as_u64() > Some(0))
+                    .cloned()
+            });
+            if let Some(s) = found {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "no FLV session listed: {body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(flv["stream"], "demo");
+    let id = flv["id"].as_str().expect("id");
+    let (status, _) = http(e, "DELETE", &format!("/api/v1/sessions/{id}")).await;
+    assert_eq!(status, 204, "FLV kick");
+    let r = player.await.expect("player task");
+    assert!(r.first_frame_ms.is_some(), "FLV play: {r:?}");
+    assert!(
+        r.duration_ms < 7_000.0,
+        "the kicked FLV player ended early: {r:?}"
+    );
     let s7 = Scrape::take(e).await;
     assert_grew(
         &s6,

@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::hub::Hub;
+use crate::ingest::flv_out::FlvSessions;
 use crate::media::Codec;
-use crate::ops::StreamSource;
 use crate::ops::admin_api::{AdminBackend, OriginHealth, OriginState, SessionInfo, StreamInfo};
+use crate::ops::{Protocol, SessionState, StreamSource};
 use crate::transport::socket::{KickList, SessionDirectory};
 
 use super::streams::EdgeStreams;
@@ -31,6 +32,8 @@ pub struct EdgeAdmin {
     demo_key: Option<String>,
     /// Ingress rates per stream, refreshed by [`Self::sample`].
     rates: Mutex<HashMap<String, Rate>>,
+    /// HTTP-FLV responses in progress.
+    flv: Option<FlvSessions>,
 }
 
 impl EdgeAdmin {
@@ -48,7 +51,14 @@ impl EdgeAdmin {
             sessions,
             demo_key,
             rates: Mutex::new(HashMap::new()),
+            flv: None,
         }
+    }
+
+    /// Also lists (and kicks) HTTP-FLV responses.
+    pub fn with_flv(mut self, flv: FlvSessions) -> Self {
+        self.flv = Some(flv);
+        self
     }
 
     /// Samples every stream's ingress byte counter; the rate over the last interval is what
@@ -184,13 +194,38 @@ impl AdminBackend for EdgeAdmin {
                     rtt_ms: s.stats.rtt.map(|d| d.as_secs_f64() * 1e3),
                 }
             })
+            .chain(self.flv.iter().flat_map(|f| f.list()).map(|s| {
+                let (app, stream) = s.stream_key.split_once('/').unwrap_or(("", &s.stream_key));
+                SessionInfo {
+                    id: s.id.clone(),
+                    protocol: Protocol::HttpFlv,
+                    state: SessionState::Connected,
+                    app: app.to_owned(),
+                    stream: stream.to_owned(),
+                    remote_addr: None,
+                    age_ms: s.started.elapsed().as_millis() as u64,
+                    bytes_sent: s.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    packets_sent: s.tags.load(std::sync::atomic::Ordering::Relaxed),
+                    nacks_received: 0,
+                    retransmits: 0,
+                    rtt_ms: None,
+                }
+            }))
             .collect()
     }
 
     /// Posts a kick for a session the latest snapshots list; the shard holding it closes it
     /// (RTCP BYE, DTLS close_notify) on its next loop iteration.
     fn kick_session(&self, id: &str) -> bool {
-        if id.is_empty() || !self.sessions.contains(id) {
+        if id.is_empty() {
+            return false;
+        }
+        if let Some(f) = &self.flv
+            && f.kick(id)
+        {
+            return true;
+        }
+        if !self.sessions.contains(id) {
             return false;
         }
         self.kicks

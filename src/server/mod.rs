@@ -345,13 +345,16 @@ pub async fn start_with(
     if let Some(o) = streams.all_origins().first() {
         flv = flv.with_pulls(o.pulls.clone());
     }
-    let edge_admin = Arc::new(admin::EdgeAdmin::new(
-        hub.clone(),
-        streams.clone(),
-        driver.kicks().clone(),
-        driver.sessions().clone(),
-        config.demo.enabled.then(|| config.demo.stream.clone()),
-    ));
+    let edge_admin = Arc::new(
+        admin::EdgeAdmin::new(
+            hub.clone(),
+            streams.clone(),
+            driver.kicks().clone(),
+            driver.sessions().clone(),
+            config.demo.enabled.then(|| config.demo.stream.clone()),
+        )
+        .with_flv(flv.sessions()),
+    );
     tasks.push(tokio::spawn(
         edge_admin.clone().run_sampler(Duration::from_secs(1)),
     ));
