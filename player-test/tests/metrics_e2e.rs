@@ -63,6 +63,8 @@ async fn edge_of(origin: &RunningServer) -> RunningServer {
     }];
     // A viewer more than 300 ms behind is moved to the newest keyframe (GOP jump).
     c.limits.viewer_max_lag = Some(Duration::from_millis(300));
+    // Short enough for the DTLS-failure act below, long enough for the 1 s-delay player.
+    c.timeouts.dtls_handshake = Duration::from_secs(4);
     start(&c).await.expect("edge starts")
 }
 
@@ -407,6 +409,27 @@ async fn every_metric_moves_when_its_event_happens() {
             r#"rtmlive_egress_bytes_total{kind="flv"}"#,
         ],
     );
+    // 7. A player that hears nothing (all its incoming datagrams lost): its STUN checks reach
+    //    the edge, DTLS never completes, the session ends with a DTLS timeout.
+    let r = play(PlayOptions {
+        first_frame_timeout: Duration::from_secs(6),
+        ..opts(
+            format!("rtm://{}/live/demo", edge.media_addr),
+            6,
+            LinkSpec {
+                loss: 1.0,
+                ..LinkSpec::default()
+            },
+        )
+    })
+    .await;
+    assert!(!r.ok);
+    let s8 = scrape_until(e, Duration::from_secs(3), "DTLS timeout", |s| {
+        s.get(r#"rtmlive_dtls_failures_total{kind="timeout"}"#) > 0.0
+    })
+    .await;
+    assert_grew(&s7, &s8, "deaf player", &[&stage_count("stun_received")]);
+
     // Every session has ended: no gauge is left behind.
     let end = scrape_until(e, Duration::from_secs(5), "all sessions closed", |s| {
         s.0.iter()
