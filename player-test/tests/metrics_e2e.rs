@@ -515,10 +515,10 @@ async fn stalled_stats_consumer_does_not_slow_media() {
         after.get(r#"rtmlive_stats_queue_dropped_total{queue="sessions"}"#) > 0.0,
         "the consumer really stalled: samples were dropped"
     );
-    // Robust margins: 2× (plus 100 ms of scheduling noise on a shared machine) for the first
+    // Robust margins: 2× (plus 150 ms of scheduling noise on a shared machine) for the first
     // frame; at least half the packet rate.
     assert!(
-        ff <= 2.0 * base_ff + 100.0,
+        ff <= 2.0 * base_ff + 150.0,
         "first frame {ff:.1} ms vs baseline {base_ff:.1} ms"
     );
     assert!(
