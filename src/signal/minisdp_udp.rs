@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtm_sdp::minisdp::{
@@ -29,7 +29,7 @@ use rtm_sdp::minisdp::{
 use super::auth::{TokenAuthority, TokenKind};
 use super::negotiate::{LocalDescription, negotiate, random_ice_string, stream_key};
 use super::{ResolveError, StreamResolver};
-use crate::ops::{Metrics, Protocol, RejectReason, Stage};
+use crate::ops::{Metrics, Protocol, RejectReason};
 use crate::server::media_source::HubSource;
 use crate::transport::shard::{Registrar, ShardError, SignalingHandler, ufrag_for_shard};
 use crate::transport::{SessionId, ViewerSession};
@@ -143,20 +143,28 @@ impl MiniSdpHandler {
             return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
         };
         if let Some(tokens) = &self.ctx.tokens {
-            let now_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            // From the server's clock anchor, not the wall clock: the handler is sans-IO.
+            let now_unix = self.ctx.local.ntp.unix_secs(now);
             let ip = from.ip().to_string();
+            let client = [ip.as_bytes(), offer.ice_ufrag.as_bytes()];
+            let verify = |t: &[u8]| {
+                tokens
+                    .verify(t, TokenKind::Pull, &key, now_unix, &client)
+                    .is_ok()
+            };
+            // AUTH carries the token's bytes, or its base64url text as the player got it in
+            // `?token=` (what player-test sends).
             let ok = !offer.auth.is_empty()
-                && tokens
-                    .verify(
-                        &offer.auth,
-                        TokenKind::Pull,
-                        &key,
-                        now_unix,
-                        &[ip.as_bytes(), offer.ice_ufrag.as_bytes()],
-                    )
-                    .is_ok();
+                && (verify(&offer.auth)
+                    || std::str::from_utf8(&offer.auth)
+                        .ok()
+                        .and_then(|text| {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .decode(text.trim().trim_end_matches('='))
+                                .ok()
+                        })
+                        .is_some_and(|raw| verify(&raw)));
             if !ok {
                 return self.reply_error(reg, &offer, Status::AUTH_ERROR);
             }
@@ -233,11 +241,8 @@ impl MiniSdpHandler {
             reg.close(id, now);
             return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
         }
+        // (The shard times the `answer_sent` stage when the driver has sent the answer.)
         self.ctx.metrics.minisdp_request(Status::OK.0);
-        // Offer received → answer queued (decode, resolve, negotiate, encode).
-        self.ctx
-            .metrics
-            .observe_stage(Stage::AnswerSent, now.elapsed());
         self.remember(now, (from, offer.seq), id, answer);
     }
 

@@ -252,6 +252,8 @@ struct Entry {
     ufrag: Box<[u8]>,
     established: bool,
     protocol: Protocol,
+    /// Whether an answer was queued through `Registrar::send_via` (first-frame stage).
+    answered: bool,
     /// Whether a packet starting a keyframe was sent (first-frame stage).
     keyframe_sent: bool,
     /// `bytes_sent` and time at the last snapshot (egress rate).
@@ -295,6 +297,8 @@ pub struct Shard {
     metrics: Option<Arc<Metrics>>,
     /// `stats` as last handed to `metrics`.
     flushed: ShardStats,
+    /// Offer times of sessions whose first answer is in the current send batch.
+    answers_queued: Vec<Instant>,
     /// DTLS from addresses no session knows yet, held briefly. A WHEP client sends its
     /// ClientHello right behind its first STUN check and the two may be handled in either
     /// order; dropping the ClientHello would cost a DTLS retransmission (1 s). Bounded in
@@ -342,6 +346,14 @@ impl Registrar<'_> {
             .session
             .queue_unverified_send(from, data)
             .map_err(|_| ShardError::AmplificationLimit)?;
+        let first_answer = (!entry.answered).then(|| entry.session.created_at());
+        entry.answered = true;
+        if let Some(offered) = first_answer
+            && self.shard.metrics.is_some()
+            && self.shard.answers_queued.len() < 4096
+        {
+            self.shard.answers_queued.push(offered);
+        }
         self.shard.collect(id.slot, self.now);
         Ok(())
     }
@@ -400,6 +412,7 @@ impl Shard {
             stats: ShardStats::default(),
             metrics: None,
             flushed: ShardStats::default(),
+            answers_queued: Vec::new(),
             early_dtls: std::collections::VecDeque::new(),
         }
     }
@@ -408,6 +421,17 @@ impl Shard {
     /// in `metrics`.
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
         self.metrics = Some(metrics);
+    }
+
+    /// The driver has sent the batch taken by [`Self::drain_transmits`] at `now`: times the
+    /// `answer_sent` stage of the miniSDP answers it held.
+    pub fn transmits_sent(&mut self, now: Instant) {
+        if let Some(m) = &self.metrics {
+            for offered in self.answers_queued.drain(..) {
+                m.observe_stage(Stage::AnswerSent, now.saturating_duration_since(offered));
+            }
+        }
+        self.answers_queued.clear();
     }
 
     /// Adds the growth of [`ShardStats`] since the previous call to the metrics: a handful of
@@ -609,6 +633,7 @@ impl Shard {
             ufrag,
             established: false,
             protocol,
+            answered: false,
             keyframe_sent: false,
             snap,
         });

@@ -482,6 +482,7 @@ pub fn run_worker(
         if !out.is_empty() {
             let r = batcher.send(&socket, &out);
             out.clear();
+            shard.transmits_sent(Instant::now());
             counters
                 .datagrams_out
                 .fetch_add(r.datagrams, Ordering::Relaxed);
