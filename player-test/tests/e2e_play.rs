@@ -10,6 +10,7 @@ use std::time::Duration;
 use player_test::impair::LinkSpec;
 use player_test::{PlayOptions, SessionReport};
 use rtmlive::config::Config;
+use rtmlive::ops::MiniSdpStatus;
 use rtmlive::server::{RunningServer, start};
 
 fn demo_config() -> Config {
@@ -77,7 +78,10 @@ async fn rtm_extended_minisdp_plays_the_demo() {
     let url = format!("rtm://{}/live/demo", s.media_addr);
     let r = play(url, 3, LinkSpec::default()).await;
     assert_played(&r, 60);
-    assert!(s.minisdp.by_status()[0].1 >= 1, "answered with status 0");
+    assert!(
+        s.metrics.minisdp_requests(MiniSdpStatus::Ok) >= 1,
+        "answered with status 0"
+    );
     s.stop().await;
 }
 
@@ -114,7 +118,10 @@ async fn unknown_stream_is_refused_with_104() {
     let url = format!("rtm://{}/live/nosuch", s.media_addr);
     let r = play(url, 2, LinkSpec::default()).await;
     assert!(!r.ok);
-    assert!(s.minisdp.by_status()[5].1 >= 1, "status 104 counted");
+    assert!(
+        s.metrics.minisdp_requests(MiniSdpStatus::NotFound) >= 1,
+        "status 104 counted"
+    );
     s.stop().await;
 }
 

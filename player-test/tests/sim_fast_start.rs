@@ -32,7 +32,7 @@ use rtmlive::hub::{Hub, HubConfig, Publisher, PublisherConfig};
 use rtmlive::media::flv::{DemuxEvent, FlvDemuxer};
 use rtmlive::media::{FrameKind, TrackKind};
 use rtmlive::signal::auth::{Claims, TokenAuthority, TokenKind};
-use rtmlive::signal::minisdp_udp::{MiniSdpContext, MiniSdpCounters, MiniSdpHandler};
+use rtmlive::signal::minisdp_udp::{MiniSdpContext, MiniSdpHandler};
 use rtmlive::signal::negotiate::LocalDescription;
 use rtmlive::signal::{ResolveError, Resolved, StreamResolver};
 use rtmlive::transport::dtls::DtlsIdentity;
@@ -231,7 +231,7 @@ fn run(sc: &Scenario) -> Run {
         resolver: resolver.clone(),
         tokens: sc.token_valid_for.map(|_| TokenAuthority::new(SECRET)),
         accepting: Arc::new(AtomicBool::new(true)),
-        counters: Arc::new(MiniSdpCounters::default()),
+        metrics: rtmlive::ops::Metrics::new(),
     });
     let mut shard = Shard::new(ShardConfig::new(0));
     shard.set_signaling(Box::new(MiniSdpHandler::new(ctx)));

@@ -82,6 +82,8 @@ pub struct Stream {
     closed: AtomicBool,
     touched: AtomicBool,
     pub(crate) counters: Counters,
+    /// When the stream was created (its uptime in the admin API).
+    created: std::time::Instant,
 }
 
 impl Stream {
@@ -102,6 +104,7 @@ impl Stream {
             closed: AtomicBool::new(false),
             touched: AtomicBool::new(true),
             counters: Counters::default(),
+            created: std::time::Instant::now(),
         })
     }
 
@@ -112,6 +115,11 @@ impl Stream {
 
     pub fn config(&self) -> &HubConfig {
         &self.config
+    }
+
+    /// When this stream was created in the hub.
+    pub fn created_at(&self) -> std::time::Instant {
+        self.created
     }
 
     pub(crate) fn packet_ring(&self) -> &Ring<MediaPacket> {

@@ -9,11 +9,13 @@
 //! With a [`PullManager`] attached, a request for a stream this edge does not have starts a pull
 //! (the request holds a viewer lease), which is what makes edge → edge → origin cascades work.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -22,11 +24,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use super::hub_tags::HubTagReader;
 use crate::hub::{Hub, Stream};
 use crate::media::flv_mux::{FlvMuxer, HevcMode};
+use crate::ops::{EgressKind, Metrics, Protocol, SessionState};
 use crate::origin::{PullLease, PullManager};
 
 /// Settings of the HTTP-FLV output.
@@ -50,12 +53,72 @@ impl Default for FlvOutConfig {
     }
 }
 
+/// One HTTP-FLV response in progress, as the admin API lists it.
+#[derive(Debug)]
+pub struct FlvSession {
+    /// `flv-<n>`: what a kick names.
+    pub id: String,
+    pub stream_key: String,
+    pub started: Instant,
+    /// Body bytes and FLV tags handed to the connection.
+    pub bytes: AtomicU64,
+    pub tags: AtomicU64,
+    kick: Notify,
+}
+
+/// The HTTP-FLV responses in progress (admin API: list, kick). Touched once per response
+/// start and end, and by admin requests; the muxing task only adds to its own atomics.
+#[derive(Clone, Default)]
+pub struct FlvSessions {
+    live: Arc<Mutex<HashMap<String, Arc<FlvSession>>>>,
+    next: Arc<AtomicU64>,
+}
+
+impl FlvSessions {
+    fn open(&self, stream_key: &str) -> Arc<FlvSession> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let s = Arc::new(FlvSession {
+            id: format!("flv-{n}"),
+            stream_key: stream_key.to_owned(),
+            started: Instant::now(),
+            bytes: AtomicU64::new(0),
+            tags: AtomicU64::new(0),
+            kick: Notify::new(),
+        });
+        self.lock().insert(s.id.clone(), s.clone());
+        s
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FlvSession>>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The responses in progress.
+    pub fn list(&self) -> Vec<Arc<FlvSession>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Ends the response `id`. `false` if there is none.
+    pub fn kick(&self, id: &str) -> bool {
+        match self.lock().get(id) {
+            Some(s) => {
+                // Stored as a permit if the task is not waiting right now.
+                s.kick.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// State of the HTTP-FLV routes.
 #[derive(Clone)]
 pub struct FlvOut {
     hub: Arc<Hub>,
     pulls: Option<PullManager>,
     config: FlvOutConfig,
+    metrics: Option<Arc<Metrics>>,
+    sessions: FlvSessions,
 }
 
 impl FlvOut {
@@ -64,7 +127,20 @@ impl FlvOut {
             hub,
             pulls: None,
             config,
+            metrics: None,
+            sessions: FlvSessions::default(),
         }
+    }
+
+    /// The responses in progress (for the admin API).
+    pub fn sessions(&self) -> FlvSessions {
+        self.sessions.clone()
+    }
+
+    /// Counts responses as `http_flv` sessions and their body bytes as `flv` egress.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> FlvOut {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Pull streams the hub does not have (cascading edges).
@@ -109,7 +185,12 @@ async fn serve_flv(
         }
     };
     let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(feed(stream, tx, out.config, lease));
+    let counted = out.metrics.map(Counted::new);
+    let session = Listed {
+        session: out.sessions.open(&key),
+        all: out.sessions.clone(),
+    };
+    tokio::spawn(feed(stream, tx, out.config, lease, counted, session));
     Response::builder()
         .header(header::CONTENT_TYPE, "video/x-flv")
         .header(header::CACHE_CONTROL, "no-cache")
@@ -118,19 +199,53 @@ async fn serve_flv(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// Muxes the hub stream into FLV bytes until the client goes away or the stream ends.
+/// One HTTP-FLV response as a connected `http_flv` session, for as long as it lives.
+struct Counted(Arc<Metrics>);
+
+impl Counted {
+    fn new(m: Arc<Metrics>) -> Counted {
+        m.session_opened(Protocol::HttpFlv, SessionState::Connected);
+        Counted(m)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0
+            .session_closed(Protocol::HttpFlv, SessionState::Connected);
+    }
+}
+
+/// A response's entry in [`FlvSessions`], removed when the response ends.
+struct Listed {
+    session: Arc<FlvSession>,
+    all: FlvSessions,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        self.all.lock().remove(&self.session.id);
+    }
+}
+
+/// Muxes the hub stream into FLV bytes until the client goes away, the stream ends or the
+/// session is kicked.
 async fn feed(
     stream: Arc<Stream>,
     tx: mpsc::Sender<Bytes>,
     config: FlvOutConfig,
     _lease: Option<PullLease>,
+    counted: Option<Counted>,
+    listed: Listed,
 ) {
+    let me = listed.session.clone();
     let mut reader = HubTagReader::new(stream, config.hevc, config.batch);
     let mut mux: Option<FlvMuxer> = None;
     loop {
         let tags = tokio::select! {
             t = reader.next() => t,
             _ = tx.closed() => return,
+            _ = me.kick.notified() => return,
         };
         let Some(tags) = tags else { return };
         let m = mux.get_or_insert_with(|| {
@@ -141,7 +256,13 @@ async fn feed(
         for t in &tags {
             m.write_tag(t);
         }
-        if tx.send(m.take()).await.is_err() {
+        let body = m.take();
+        me.tags.fetch_add(tags.len() as u64, Ordering::Relaxed);
+        me.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if let Some(c) = &counted {
+            c.0.egress(EgressKind::Flv, tags.len() as u64, body.len() as u64);
+        }
+        if tx.send(body).await.is_err() {
             return;
         }
     }

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 
-use super::labels::{Protocol, SessionState, StreamSource};
+use super::labels::{Label as _, Protocol, SessionState, StreamSource};
 use super::metrics::{Exposition, Metrics};
 use super::shutdown::Shutdown;
 
@@ -198,9 +198,13 @@ async fn readyz(State(state): State<AdminState>) -> Response {
 }
 
 async fn metrics(State(state): State<AdminState>) -> Response {
+    let streams = state.backend.list_streams();
+    for source in StreamSource::ALL {
+        let n = streams.iter().filter(|s| s.source == *source).count();
+        state.metrics.set_streams(*source, n as i64);
+    }
     let mut e = Exposition::default();
     state.metrics.render_into(&mut e);
-    let streams = state.backend.list_streams();
     e.header(
         "rtmlive_stream_viewers",
         "Viewers per stream (from the stream snapshot at scrape time).",

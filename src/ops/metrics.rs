@@ -132,6 +132,12 @@ pub trait QueueStats: Send + Sync {
     }
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
 /// All process metrics. Share as `Arc<Metrics>`; every recording method is lock-free.
 #[derive(Default)]
 pub struct Metrics {
@@ -245,20 +251,32 @@ impl Metrics {
         self.streams.add(source, -1);
     }
 
+    /// Sets the number of active streams from `source` (the `/metrics` handler does this from
+    /// the hub's stream list at scrape time, which is the authoritative count).
+    pub fn set_streams(&self, source: StreamSource, n: i64) {
+        if let Some(s) = self.streams.slots.get(source.index()) {
+            s.store(n, Relaxed);
+        }
+    }
+
     // ---- traffic --------------------------------------------------------------------------
 
     /// `packets` datagrams (or FLV tags) totalling `bytes` were sent.
     #[inline]
     pub fn egress(&self, kind: EgressKind, packets: u64, bytes: u64) {
-        self.egress_packets.add(kind, packets);
-        self.egress_bytes.add(kind, bytes);
+        if packets > 0 {
+            self.egress_packets.add(kind, packets);
+            self.egress_bytes.add(kind, bytes);
+        }
     }
 
     /// `packets` datagrams (or FLV/RTMP messages) totalling `bytes` were received.
     #[inline]
     pub fn ingress(&self, source: IngressSource, packets: u64, bytes: u64) {
-        self.ingress_packets.add(source, packets);
-        self.ingress_bytes.add(source, bytes);
+        if packets > 0 {
+            self.ingress_packets.add(source, packets);
+            self.ingress_bytes.add(source, bytes);
+        }
     }
 
     /// One RTCP NACK requesting `seqs` sequence numbers.
@@ -268,10 +286,44 @@ impl Metrics {
         self.nack_seqs.fetch_add(seqs, Relaxed);
     }
 
+    /// `messages` NACKs requesting `seqs` sequence numbers in all (a shard's per-iteration
+    /// total).
+    #[inline]
+    pub fn nacks_received(&self, messages: u64, seqs: u64) {
+        if messages > 0 {
+            self.nack_messages.fetch_add(messages, Relaxed);
+            self.nack_seqs.fetch_add(seqs, Relaxed);
+        }
+    }
+
     /// One retransmission request for one sequence number was handled.
     #[inline]
     pub fn retransmit(&self, outcome: RetransmitOutcome) {
         self.retransmits.add(outcome, 1);
+    }
+
+    /// `n` retransmission requests with the same outcome (a shard's per-iteration total).
+    #[inline]
+    pub fn retransmits(&self, outcome: RetransmitOutcome, n: u64) {
+        if n > 0 {
+            self.retransmits.add(outcome, n);
+        }
+    }
+
+    /// `n` PLI/FIR from players.
+    #[inline]
+    pub fn plis_received(&self, n: u64) {
+        if n > 0 {
+            self.pli_received.fetch_add(n, Relaxed);
+        }
+    }
+
+    /// `n` SRTP failures of one kind.
+    #[inline]
+    pub fn srtp_failures(&self, kind: SrtpFailure, n: u64) {
+        if n > 0 {
+            self.srtp_failures.add(kind, n);
+        }
     }
 
     /// PLI (or FIR) from a player.
@@ -300,6 +352,11 @@ impl Metrics {
     #[inline]
     pub fn minisdp_request(&self, code: u16) {
         self.minisdp_requests.add(MiniSdpStatus::from_code(code), 1);
+    }
+
+    /// miniSDP requests answered with `status` so far.
+    pub fn minisdp_requests(&self, status: MiniSdpStatus) -> u64 {
+        self.minisdp_requests.get(status)
     }
 
     // ---- origins --------------------------------------------------------------------------

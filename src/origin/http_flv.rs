@@ -2,7 +2,7 @@
 //! streams the response body. The protocol logic is the sans-IO [`super::http`]; this file only
 //! moves bytes and applies timeouts.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,6 +41,10 @@ pub struct HttpFlvBody {
     pending: Vec<Bytes>,
     /// The URL that finally answered (after redirects).
     pub url: Url,
+    /// When the TCP connection (of the final hop) was established.
+    pub connected_at: Instant,
+    /// When its first response byte arrived.
+    pub first_byte_at: Instant,
 }
 
 /// Requests `url`, following up to `max_redirects` redirects, and returns the body reader once a
@@ -57,6 +61,8 @@ pub async fn open(url: &str, opts: &HttpFlvOptions) -> Result<HttpFlvBody, PullE
             .await
             .map_err(|_| PullError::ConnectTimeout(opts.connect_timeout))??;
         stream.set_nodelay(true)?;
+        let connected_at = Instant::now();
+        let mut first_byte_at = None;
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: rtmlive\r\nAccept: */*\r\nConnection: close\r\n\r\n",
             url.path,
@@ -72,6 +78,7 @@ pub async fn open(url: &str, opts: &HttpFlvOptions) -> Result<HttpFlvBody, PullE
                 if stream.read_buf(&mut buf).await? == 0 {
                     return Err(PullError::Ended);
                 }
+                first_byte_at.get_or_insert_with(Instant::now);
             }
         })
         .await
@@ -97,6 +104,8 @@ pub async fn open(url: &str, opts: &HttpFlvOptions) -> Result<HttpFlvBody, PullE
             decoder,
             pending: Vec::new(),
             url,
+            connected_at,
+            first_byte_at: first_byte_at.unwrap_or_else(Instant::now),
         });
     }
 }

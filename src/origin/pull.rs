@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,7 @@ use super::source::{Source, SourceOptions};
 use super::timeline::Timeline;
 use super::upstreams::{Upstream, UpstreamSet};
 use crate::media::{DemuxEvent, FrameKind, TrackKind};
+use crate::ops::{IngressSource, Metrics, PullOutcome, Stage};
 
 /// Pull timeouts; every one is configurable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +126,7 @@ struct Inner {
     health: Mutex<HealthTracker>,
     pulls: Mutex<HashMap<String, Arc<PullState>>>,
     connections: AtomicU64,
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// The pull manager. Cheap to clone; all clones share state.
@@ -159,8 +161,15 @@ impl PullManager {
                 target,
                 pulls: Mutex::new(HashMap::new()),
                 connections: AtomicU64::new(0),
+                metrics: OnceLock::new(),
             }),
         }
+    }
+
+    /// Records upstream connections (`rtmlive_origin_pulls_*`), their first-frame stages and
+    /// ingress in `metrics`. Set once, before the first pull.
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        let _ = self.inner.metrics.set(metrics);
     }
 
     /// A viewer wants `app/stream`: joins the running pull or starts one (single flight).
@@ -348,6 +357,10 @@ async fn run_pull(inner: Arc<Inner>, state: Arc<PullState>) {
             let url = up.url_for(app, stream);
             state.connections.fetch_add(1, Ordering::Relaxed);
             inner.connections.fetch_add(1, Ordering::Relaxed);
+            let metrics = inner.metrics.get();
+            if let Some(m) = metrics {
+                m.origin_pull_started();
+            }
             let stop = pull_one(
                 &inner,
                 &state,
@@ -358,6 +371,9 @@ async fn run_pull(inner: Arc<Inner>, state: Arc<PullState>) {
                 &mut had_video,
             )
             .await;
+            if let Some(m) = metrics {
+                m.origin_pull_finished(outcome(&stop));
+            }
             *lock(&state.upstream) = None;
             match stop {
                 Stop::Idle => break 'rounds,
@@ -383,6 +399,29 @@ async fn run_pull(inner: Arc<Inner>, state: Arc<PullState>) {
     sink.on_end();
 }
 
+/// How one upstream connection ended, as the `outcome` label.
+fn outcome(stop: &Stop) -> PullOutcome {
+    match stop {
+        Stop::Idle => PullOutcome::Ended,
+        Stop::Failed { error, .. } => match error {
+            PullError::Ended => PullOutcome::Ended,
+            PullError::Io(_) | PullError::ConnectTimeout(_) | PullError::NoUpstream => {
+                PullOutcome::ConnectFailed
+            }
+            PullError::FirstByteTimeout(_) | PullError::FirstKeyframeTimeout(_) => {
+                PullOutcome::Timeout
+            }
+            PullError::Stall(_) => PullOutcome::Stalled,
+            PullError::HttpStatus(_) | PullError::TooManyRedirects(_) | PullError::Url(_) => {
+                PullOutcome::Rejected
+            }
+            PullError::Rtmp(_) | PullError::Http(_) | PullError::Flv(_) => {
+                PullOutcome::ProtocolError
+            }
+        },
+    }
+}
+
 async fn pull_one(
     inner: &Inner,
     state: &Arc<PullState>,
@@ -402,6 +441,18 @@ async fn pull_one(
             Ok(Err(e)) => return failed(false, e),
             Err(_) => return failed(false, PullError::FirstKeyframeTimeout(t.first_keyframe)),
         };
+    let metrics = inner.metrics.get();
+    if let Some(m) = metrics {
+        let (connected, first_byte) = source.opened_at();
+        m.observe_stage(
+            Stage::OriginConnected,
+            connected.saturating_duration_since(t0),
+        );
+        m.observe_stage(
+            Stage::OriginFirstByte,
+            first_byte.saturating_duration_since(t0),
+        );
+    }
     timeline.switch_upstream();
     let mut started = false;
     let mut video_open = false;
@@ -427,6 +478,9 @@ async fn pull_one(
         };
         match ev {
             DemuxEvent::Frame(frame) => {
+                if let Some(m) = metrics {
+                    m.ingress(IngressSource::Origin, 1, frame.data.len() as u64);
+                }
                 let is_video = frame.codec.track() == TrackKind::Video;
                 if is_video && !video_open {
                     if frame.kind != FrameKind::Key {
@@ -440,6 +494,9 @@ async fn pull_one(
                         continue;
                     }
                     started = true;
+                    if let Some(m) = metrics {
+                        m.observe_stage(Stage::OriginFirstKeyframe, t0.elapsed());
+                    }
                     lock(&inner.health).record(&up.id, true, Instant::now());
                     *lock(&state.upstream) = Some(up.id.clone());
                     if timeline.has_delivered() {

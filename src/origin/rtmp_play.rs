@@ -1,7 +1,7 @@
 //! RTMP play: the tokio driver of [`crate::rtmp::ClientSession`] for origins that only speak
 //! RTMP.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,6 +36,10 @@ pub struct RtmpPlay {
     session: ClientSession,
     buf: BytesMut,
     ended: bool,
+    /// When the TCP connection was established.
+    pub connected_at: Instant,
+    /// When the first byte from the server arrived.
+    pub first_byte_at: Option<Instant>,
 }
 
 /// Splits `rtmp://host[:port]/app[/more]/stream[?query]` into the client configuration: the
@@ -82,6 +86,8 @@ pub async fn open(url: &str, opts: &RtmpPlayOptions) -> Result<RtmpPlay, PullErr
         session: ClientSession::new(config, 0, seed),
         buf: BytesMut::with_capacity(64 * 1024),
         ended: false,
+        connected_at: Instant::now(),
+        first_byte_at: None,
     };
     timeout(opts.first_byte_timeout, async {
         while !play.session.is_playing() {
@@ -105,6 +111,7 @@ impl RtmpPlay {
         if self.stream.read_buf(&mut self.buf).await? == 0 {
             return Err(PullError::Ended);
         }
+        self.first_byte_at.get_or_insert_with(Instant::now);
         self.session.receive(&self.buf)?;
         let out = self.session.take_output();
         if !out.is_empty() {

@@ -18,7 +18,7 @@ pub struct SourceOptions {
 #[derive(Debug)]
 pub enum Source {
     Http {
-        body: HttpFlvBody,
+        body: Box<HttpFlvBody>,
         demux: Box<FlvDemuxer>,
     },
     Rtmp {
@@ -41,6 +41,18 @@ pub fn is_tag_local(e: &FlvError) -> bool {
 }
 
 impl Source {
+    /// When the connection was established and when its first byte arrived (first-frame
+    /// stages of the pull).
+    pub fn opened_at(&self) -> (std::time::Instant, std::time::Instant) {
+        match self {
+            Source::Http { body, .. } => (body.connected_at, body.first_byte_at),
+            Source::Rtmp { play, .. } => (
+                play.connected_at,
+                play.first_byte_at.unwrap_or(play.connected_at),
+            ),
+        }
+    }
+
     /// Opens `url` (`http://` → HTTP-FLV, `rtmp://` → RTMP play).
     pub async fn open(url: &str, opts: &SourceOptions) -> Result<Source, PullError> {
         if url.starts_with("rtmp://") {
@@ -52,7 +64,7 @@ impl Source {
         } else {
             let body = http_flv::open(url, &opts.http).await?;
             Ok(Source::Http {
-                body,
+                body: Box::new(body),
                 demux: Box::default(),
             })
         }

@@ -1,23 +1,39 @@
 //! The admin API's view of the edge, read from snapshots and atomics only.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::hub::Hub;
+use crate::ingest::flv_out::FlvSessions;
 use crate::media::Codec;
-use crate::ops::StreamSource;
 use crate::ops::admin_api::{AdminBackend, OriginHealth, OriginState, SessionInfo, StreamInfo};
-use crate::transport::socket::KickList;
+use crate::ops::{Protocol, SessionState, StreamSource};
+use crate::transport::socket::{KickList, SessionDirectory};
 
 use super::streams::EdgeStreams;
 
-/// Implements [`AdminBackend`] over the hub, the pull managers and the shards' kick list.
+/// Ingress byte counter of a stream at the previous sample, and the rate derived from it.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    bytes: u64,
+    at: Instant,
+    bps: u64,
+}
+
+/// Implements [`AdminBackend`] over the hub, the pull managers, the shards' session snapshots
+/// and their kick list.
 pub struct EdgeAdmin {
     hub: Arc<Hub>,
     streams: Arc<EdgeStreams>,
     kicks: KickList,
-    demo_key: String,
-    started: Instant,
+    sessions: SessionDirectory,
+    /// The demo stream's key, when the demo runs.
+    demo_key: Option<String>,
+    /// Ingress rates per stream, refreshed by [`Self::sample`].
+    rates: Mutex<HashMap<String, Rate>>,
+    /// HTTP-FLV responses in progress.
+    flv: Option<FlvSessions>,
 }
 
 impl EdgeAdmin {
@@ -25,20 +41,60 @@ impl EdgeAdmin {
         hub: Arc<Hub>,
         streams: Arc<EdgeStreams>,
         kicks: KickList,
-        demo_key: String,
+        sessions: SessionDirectory,
+        demo_key: Option<String>,
     ) -> Self {
         Self {
             hub,
             streams,
             kicks,
+            sessions,
             demo_key,
-            started: Instant::now(),
+            rates: Mutex::new(HashMap::new()),
+            flv: None,
+        }
+    }
+
+    /// Also lists (and kicks) HTTP-FLV responses.
+    pub fn with_flv(mut self, flv: FlvSessions) -> Self {
+        self.flv = Some(flv);
+        self
+    }
+
+    /// Samples every stream's ingress byte counter; the rate over the last interval is what
+    /// the admin API shows. Run about once a second (see [`Self::run_sampler`]).
+    pub fn sample(&self, now: Instant) {
+        let list = self.hub.list();
+        let mut rates = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
+        rates.retain(|k, _| list.iter().any(|s| &s.key == k));
+        for s in list {
+            let r = rates.entry(s.key).or_insert(Rate {
+                bytes: s.bytes,
+                at: now,
+                bps: 0,
+            });
+            let secs = now.saturating_duration_since(r.at).as_secs_f64();
+            if secs > 0.0 {
+                r.bps = (s.bytes.saturating_sub(r.bytes) as f64 * 8.0 / secs) as u64;
+                r.bytes = s.bytes;
+                r.at = now;
+            }
+        }
+    }
+
+    /// Calls [`Self::sample`] every `every` until the task is aborted.
+    pub async fn run_sampler(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.sample(Instant::now());
         }
     }
 
     fn source_of(&self, key: &str) -> StreamSource {
         let app = key.split('/').next().unwrap_or_default();
-        if key == self.demo_key {
+        if self.demo_key.as_deref() == Some(key) {
             StreamSource::Demo
         } else if self
             .streams
@@ -64,6 +120,17 @@ fn codec_name(c: Codec) -> String {
 
 impl AdminBackend for EdgeAdmin {
     fn list_streams(&self) -> Vec<StreamInfo> {
+        let mut egress: HashMap<String, u64> = HashMap::new();
+        for s in self.sessions.list() {
+            if let Some(k) = s.stream_key {
+                *egress.entry(k).or_default() += s.egress_bps;
+            }
+        }
+        let rates = self
+            .rates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         self.hub
             .list()
             .into_iter()
@@ -84,9 +151,11 @@ impl AdminBackend for EdgeAdmin {
                         .as_ref()
                         .and_then(|st| st.audio_config())
                         .map(|c| codec_name(c.codec)),
-                    ingress_bitrate_bps: 0,
-                    egress_bitrate_bps: 0,
-                    uptime_ms: self.started.elapsed().as_millis() as u64,
+                    ingress_bitrate_bps: rates.get(&s.key).map_or(0, |r| r.bps),
+                    egress_bitrate_bps: egress.get(&s.key).copied().unwrap_or(0),
+                    uptime_ms: stream
+                        .as_ref()
+                        .map_or(0, |st| st.created_at().elapsed().as_millis() as u64),
                     gop_cache_bytes: s.packet_ring.bytes as u64,
                 }
             })
@@ -104,11 +173,59 @@ impl AdminBackend for EdgeAdmin {
     }
 
     fn list_sessions(&self) -> Vec<SessionInfo> {
-        Vec::new()
+        self.sessions
+            .list()
+            .into_iter()
+            .map(|s| {
+                let key = s.stream_key.unwrap_or_default();
+                let (app, stream) = key.split_once('/').unwrap_or(("", &key));
+                SessionInfo {
+                    id: s.id,
+                    protocol: s.protocol,
+                    state: s.state,
+                    app: app.to_owned(),
+                    stream: stream.to_owned(),
+                    remote_addr: s.remote,
+                    age_ms: s.age.as_millis() as u64,
+                    bytes_sent: s.stats.bytes_sent,
+                    packets_sent: s.stats.packets_sent,
+                    nacks_received: s.stats.nacked_seqs,
+                    retransmits: s.stats.retransmits,
+                    rtt_ms: s.stats.rtt.map(|d| d.as_secs_f64() * 1e3),
+                }
+            })
+            .chain(self.flv.iter().flat_map(|f| f.list()).map(|s| {
+                let (app, stream) = s.stream_key.split_once('/').unwrap_or(("", &s.stream_key));
+                SessionInfo {
+                    id: s.id.clone(),
+                    protocol: Protocol::HttpFlv,
+                    state: SessionState::Connected,
+                    app: app.to_owned(),
+                    stream: stream.to_owned(),
+                    remote_addr: None,
+                    age_ms: s.started.elapsed().as_millis() as u64,
+                    bytes_sent: s.bytes.load(std::sync::atomic::Ordering::Relaxed),
+                    packets_sent: s.tags.load(std::sync::atomic::Ordering::Relaxed),
+                    nacks_received: 0,
+                    retransmits: 0,
+                    rtt_ms: None,
+                }
+            }))
+            .collect()
     }
 
+    /// Posts a kick for a session the latest snapshots list; the shard holding it closes it
+    /// (RTCP BYE, DTLS close_notify) on its next loop iteration.
     fn kick_session(&self, id: &str) -> bool {
         if id.is_empty() {
+            return false;
+        }
+        if let Some(f) = &self.flv
+            && f.kick(id)
+        {
+            return true;
+        }
+        if !self.sessions.contains(id) {
             return false;
         }
         self.kicks

@@ -9,8 +9,9 @@
 
 use std::sync::Arc;
 
-use crate::hub::{Continuity, Recv, Stream, Subscription};
+use crate::hub::{Continuity, JumpReason, Recv, Stream, Subscription};
 use crate::media::TrackKind;
+use crate::ops::Metrics;
 use crate::rtp::MediaPacket;
 use crate::transport::MediaSource;
 
@@ -23,6 +24,8 @@ pub struct HubSource {
     continuity: Continuity,
     offsets: [(u16, u32); 2],
     jumps: u64,
+    /// Counts GOP jumps and switches (`rtmlive_gop_jumps_total`, `rtmlive_switch_events_total`).
+    metrics: Option<Arc<Metrics>>,
     /// Keeps the stream's source alive while this viewer watches (see
     /// [`crate::signal::Resolved::hold`]).
     _hold: Option<Box<dyn Send>>,
@@ -44,6 +47,7 @@ impl HubSource {
             continuity: Continuity::new(90_000, audio_clock),
             offsets: [(0, 0); 2],
             jumps: 0,
+            metrics: None,
             _hold: None,
         }
     }
@@ -51,6 +55,12 @@ impl HubSource {
     /// Attaches what must live as long as this viewer (an origin-pull lease).
     pub fn with_hold(mut self, hold: Option<Box<dyn Send>>) -> Self {
         self._hold = hold;
+        self
+    }
+
+    /// Records jumps and switches in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -64,9 +74,22 @@ impl MediaSource for HubSource {
     fn poll_packets(&mut self, out: &mut Vec<MediaPacket>) {
         let start = out.len();
         match self.sub.poll(out, MAX_PER_POLL) {
-            Recv::Jumped { .. } | Recv::Switched { .. } => {
+            Recv::Jumped { jump, .. } => {
                 self.jumps += 1;
                 self.continuity.begin_epoch();
+                // A keyframe request is answered by a replay, not a skip forward.
+                if jump.reason != JumpReason::KeyframeRequest
+                    && let Some(m) = &self.metrics
+                {
+                    m.gop_jump();
+                }
+            }
+            Recv::Switched { .. } => {
+                self.jumps += 1;
+                self.continuity.begin_epoch();
+                if let Some(m) = &self.metrics {
+                    m.switch_event();
+                }
             }
             Recv::Items(_) | Recv::Pending | Recv::Closed => {}
         }
@@ -88,5 +111,9 @@ impl MediaSource for HubSource {
 
     fn offsets(&self, track: TrackKind) -> (u16, u32) {
         self.offsets[lane(track)]
+    }
+
+    fn stream_key(&self) -> Option<&str> {
+        Some(self.sub.stream().key())
     }
 }

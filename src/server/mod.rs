@@ -6,6 +6,7 @@
 //! binary's entry: start, wait for SIGTERM/SIGINT, drain, stop.
 
 pub mod admin;
+pub mod counting;
 pub mod media_source;
 pub mod streams;
 
@@ -25,7 +26,7 @@ use crate::ingest::demo_source::{self, DemoLoop};
 use crate::ingest::flv_out::{FlvOut, FlvOutConfig};
 use crate::ingest::rtmp_server::{KeyCheck, RtmpServer, RtmpServerConfig};
 use crate::ops::admin_api::{self, AdminState};
-use crate::ops::{Metrics, Shutdown};
+use crate::ops::{Label as _, Metrics, Shutdown, StatsQueue};
 use crate::origin::health::HealthConfig;
 use crate::origin::pull::{PullConfig, PullTimeouts};
 use crate::origin::sink::HubTarget;
@@ -33,14 +34,14 @@ use crate::origin::upstreams::{Selection, Upstream, UpstreamSet};
 use crate::origin::{MediaSink, PullManager};
 use crate::signal::StreamResolver;
 use crate::signal::auth::{TokenAuthority, TokenKind};
-use crate::signal::minisdp_udp::{MiniSdpContext, MiniSdpCounters, MiniSdpHandler};
+use crate::signal::minisdp_udp::{MiniSdpContext, MiniSdpHandler};
 use crate::signal::negotiate::LocalDescription;
 use crate::signal::player_page;
 use crate::signal::whep::{self, WhepState};
 use crate::transport::dtls::DtlsIdentity;
 use crate::transport::rtcp::NtpClock;
-use crate::transport::shard::{Lobby, SignalingHandler};
-use crate::transport::socket::{Driver, DriverConfig};
+use crate::transport::shard::{Lobby, SessionSnapshot, SignalingHandler};
+use crate::transport::socket::{Driver, DriverConfig, Observers};
 
 use streams::{AppOrigins, EdgeStreams};
 
@@ -73,18 +74,73 @@ pub struct RunningServer {
     pub hub: Arc<Hub>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
-    pub minisdp: Arc<MiniSdpCounters>,
+    /// Session snapshots for statistics consumers (one per session per second; drops counted
+    /// in `rtmlive_stats_queue_dropped_total{queue="sessions"}`).
+    pub session_stats: Arc<StatsQueue<SessionSnapshot>>,
     /// Pull managers by app, for tests and the admin API.
     pub streams: Arc<EdgeStreams>,
     /// Cleared on drain: signaling refuses new sessions.
     pub accepting: Arc<AtomicBool>,
     driver: Option<Driver>,
     tasks: Vec<JoinHandle<()>>,
+    /// Tells the statistics consumer thread to end.
+    stats_stop: Arc<AtomicBool>,
+}
+
+/// What consumes the session statistics queue. Runs on its own thread: whatever it does
+/// (block, crash, crawl), the media path only sees a full queue.
+pub type StatsSink = Box<dyn FnMut(SessionSnapshot) + Send>;
+
+/// Start options beyond the configuration (embedding, tests).
+#[derive(Default)]
+pub struct StartOptions {
+    /// Consumer of [`RunningServer::session_stats`]; default: a `debug` log line per sample
+    /// (target `rtmlive::stats`).
+    pub stats_sink: Option<StatsSink>,
+}
+
+/// How often the statistics consumer drains its queue, and at most how much per pass.
+const STATS_DRAIN_EVERY: Duration = Duration::from_millis(100);
+const STATS_DRAIN_BATCH: usize = 4096;
+
+fn spawn_stats_consumer(
+    queue: Arc<StatsQueue<SessionSnapshot>>,
+    mut sink: StatsSink,
+    stop: Arc<AtomicBool>,
+) -> Result<(), ServerError> {
+    std::thread::Builder::new()
+        .name("rtm-stats".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                queue.drain(STATS_DRAIN_BATCH, &mut sink);
+                std::thread::sleep(STATS_DRAIN_EVERY);
+            }
+        })
+        .map(|_| ())
+        .map_err(ServerError::Runtime)
+}
+
+fn log_session_sample(s: SessionSnapshot) {
+    tracing::debug!(
+        target: "rtmlive::stats",
+        id = %s.id,
+        protocol = s.protocol.as_str(),
+        state = s.state.as_str(),
+        stream = s.stream_key.as_deref().unwrap_or(""),
+        bytes_sent = s.stats.bytes_sent,
+        packets_sent = s.stats.packets_sent,
+        nacked = s.stats.nacked_seqs,
+        retransmits = s.stats.retransmits,
+        rtt_ms = s.stats.rtt.map(|d| d.as_millis() as u64),
+        egress_bps = s.egress_bps,
+        "session sample"
+    );
 }
 
 impl RunningServer {
     /// Stops accepting, ends every task and the shard workers.
     pub async fn stop(mut self) {
+        self.stats_stop.store(true, Ordering::Relaxed);
         self.shutdown.stop();
         for t in self.tasks.drain(..) {
             t.abort();
@@ -109,6 +165,7 @@ fn hub_config(config: &Config) -> HubConfig {
     h.frame_ring.max_bytes = h.packet_ring.max_bytes;
     h.frame_ring.max_duration_ms = h.packet_ring.max_duration_ms;
     h.linger = config.timeouts.stream_linger;
+    h.max_lag_ms = config.limits.viewer_max_lag.map(|d| d.as_millis() as u64);
     h
 }
 
@@ -151,7 +208,28 @@ fn unix_now() -> u64 {
 
 /// Starts every component of `config` on the current tokio runtime.
 pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
+    start_with(config, StartOptions::default()).await
+}
+
+/// [`start`] with [`StartOptions`].
+pub async fn start_with(
+    config: &Config,
+    options: StartOptions,
+) -> Result<RunningServer, ServerError> {
     let metrics = Metrics::new();
+    let session_stats = Arc::new(StatsQueue::new(
+        "sessions",
+        config.metrics.stats_queue_capacity as usize,
+    ));
+    metrics.register_queue(session_stats.clone());
+    let stats_stop = Arc::new(AtomicBool::new(false));
+    spawn_stats_consumer(
+        session_stats.clone(),
+        options
+            .stats_sink
+            .unwrap_or_else(|| Box::new(log_session_sample)),
+        stats_stop.clone(),
+    )?;
     let shutdown = Shutdown::with_metrics(metrics.clone());
     let hub = Arc::new(Hub::new(hub_config(config)));
     let identity =
@@ -166,9 +244,13 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         .origins
         .upstreams
         .iter()
-        .map(|u| AppOrigins {
-            app: u.app.clone(),
-            pulls: PullManager::new(pull_config(config, &u.urls, u.hashing), target.clone()),
+        .map(|u| {
+            let pulls = PullManager::new(pull_config(config, &u.urls, u.hashing), target.clone());
+            pulls.set_metrics(metrics.clone());
+            AppOrigins {
+                app: u.app.clone(),
+                pulls,
+            }
         })
         .collect();
     let streams = Arc::new(EdgeStreams::new(
@@ -181,8 +263,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
 
     // The media port: shard workers with the miniSDP handler.
     let accepting = Arc::new(AtomicBool::new(true));
-    let minisdp = Arc::new(MiniSdpCounters::default());
     let lobby = Lobby::new(config.limits.max_pending_sessions as usize);
+    if let Ok(mut l) = lobby.lock() {
+        l.set_metrics(metrics.clone());
+    }
     let shards = std::thread::available_parallelism().map_or(1, |n| n.get());
     let driver_config = DriverConfig {
         bind: config.listen.media.bind,
@@ -195,12 +279,21 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     // description through a slot filled before the first datagram can be read.
     let local_slot: Arc<std::sync::OnceLock<Arc<MiniSdpContext>>> = Arc::default();
     let slot = local_slot.clone();
-    let driver = Driver::spawn(driver_config, lobby.clone(), move |_| {
-        Some(Box::new(LazyHandler {
-            ctx: slot.clone(),
-            inner: None,
-        }) as Box<dyn SignalingHandler>)
-    })
+    let observers = Observers {
+        metrics: Some(metrics.clone()),
+        stats: Some(session_stats.clone()),
+    };
+    let driver = Driver::spawn_with(
+        driver_config,
+        lobby.clone(),
+        move |_| {
+            Some(Box::new(LazyHandler {
+                ctx: slot.clone(),
+                inner: None,
+            }) as Box<dyn SignalingHandler>)
+        },
+        observers,
+    )
     .map_err(|source| ServerError::Bind {
         what: "media UDP",
         addr: config.listen.media.bind,
@@ -232,30 +325,41 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         resolver: resolver.clone(),
         tokens: tokens.clone(),
         accepting: accepting.clone(),
-        counters: minisdp.clone(),
+        metrics: metrics.clone(),
     });
     let _ = local_slot.set(ctx);
 
     // HTTP: WHEP, HTTP-FLV, admin and metrics.
-    let whep_state = Arc::new(WhepState::new(
-        local,
-        resolver,
-        lobby,
-        tokens.clone(),
-        accepting.clone(),
-        driver.kicks().clone(),
-    ));
-    let mut flv = FlvOut::new(hub.clone(), FlvOutConfig::default());
+    let whep_state = Arc::new(
+        WhepState::new(
+            local,
+            resolver,
+            lobby,
+            tokens.clone(),
+            accepting.clone(),
+            driver.kicks().clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
+    let mut flv = FlvOut::new(hub.clone(), FlvOutConfig::default()).with_metrics(metrics.clone());
     if let Some(o) = streams.all_origins().first() {
         flv = flv.with_pulls(o.pulls.clone());
     }
-    let admin_state = AdminState {
-        backend: Arc::new(admin::EdgeAdmin::new(
+    let edge_admin = Arc::new(
+        admin::EdgeAdmin::new(
             hub.clone(),
             streams.clone(),
             driver.kicks().clone(),
-            config.demo.stream.clone(),
-        )),
+            driver.sessions().clone(),
+            config.demo.enabled.then(|| config.demo.stream.clone()),
+        )
+        .with_flv(flv.sessions()),
+    );
+    tasks.push(tokio::spawn(
+        edge_admin.clone().run_sampler(Duration::from_secs(1)),
+    ));
+    let admin_state = AdminState {
+        backend: edge_admin,
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         token: (!config.auth.admin_token.is_empty())
@@ -310,7 +414,10 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
                 ..RtmpServerConfig::default()
             },
             keys,
-            target.clone(),
+            Arc::new(counting::CountingTarget::new(
+                target.clone(),
+                metrics.clone(),
+            )),
         )
         .await
         .map_err(|source| ServerError::Bind {
@@ -345,11 +452,12 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         hub,
         metrics,
         shutdown,
-        minisdp,
+        session_stats,
         streams,
         accepting,
         driver: Some(driver),
         tasks,
+        stats_stop,
     })
 }
 

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -29,6 +29,7 @@ use rtm_sdp::minisdp::{
 use super::auth::{TokenAuthority, TokenKind};
 use super::negotiate::{LocalDescription, negotiate, random_ice_string, stream_key};
 use super::{ResolveError, StreamResolver};
+use crate::ops::{Metrics, Protocol, RejectReason};
 use crate::server::media_source::HubSource;
 use crate::transport::shard::{Registrar, ShardError, SignalingHandler, ufrag_for_shard};
 use crate::transport::{SessionId, ViewerSession};
@@ -38,46 +39,6 @@ const ANSWER_TTL: Duration = Duration::from_secs(30);
 /// Most answers remembered per shard.
 const ANSWER_CACHE: usize = 4096;
 
-/// Outcome counters of the miniSDP path, by status code (shared by every shard; atomics only).
-#[derive(Debug, Default)]
-pub struct MiniSdpCounters {
-    pub ok: AtomicU64,
-    pub retransmitted: AtomicU64,
-    pub format_error: AtomicU64,
-    pub parameter_error: AtomicU64,
-    pub stream_info_error: AtomicU64,
-    pub auth_error: AtomicU64,
-    pub not_found: AtomicU64,
-    pub stops: AtomicU64,
-}
-
-impl MiniSdpCounters {
-    fn count(&self, status: Status) {
-        let c = match status.0 {
-            0 => &self.ok,
-            100 => &self.format_error,
-            101 => &self.parameter_error,
-            102 => &self.stream_info_error,
-            103 => &self.auth_error,
-            _ => &self.not_found,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `(status code, count)` pairs for metrics.
-    pub fn by_status(&self) -> [(u16, u64); 6] {
-        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        [
-            (0, l(&self.ok)),
-            (100, l(&self.format_error)),
-            (101, l(&self.parameter_error)),
-            (102, l(&self.stream_info_error)),
-            (103, l(&self.auth_error)),
-            (104, l(&self.not_found)),
-        ]
-    }
-}
-
 /// What every shard's handler shares.
 pub struct MiniSdpContext {
     pub local: LocalDescription,
@@ -86,7 +47,19 @@ pub struct MiniSdpContext {
     pub tokens: Option<TokenAuthority>,
     /// Cleared when the server drains: new offers are refused with status 102.
     pub accepting: Arc<AtomicBool>,
-    pub counters: Arc<MiniSdpCounters>,
+    /// Requests by reply status (`rtmlive_minisdp_requests_total`), refusals, answer timing.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Why a refused offer was refused, as the `reason` label of `rtmlive_sessions_rejected_total`.
+fn reject_reason(status: Status, accepting: bool) -> RejectReason {
+    match status.0 {
+        103 => RejectReason::Auth,
+        104 => RejectReason::NotFound,
+        102 if !accepting => RejectReason::Draining,
+        102 => RejectReason::Limit,
+        _ => RejectReason::BadRequest,
+    }
 }
 
 struct Cached {
@@ -110,7 +83,11 @@ impl MiniSdpHandler {
     }
 
     fn reply_error(&self, reg: &mut Registrar<'_>, offer: &MiniSdp, status: Status) {
-        self.ctx.counters.count(status);
+        self.ctx.metrics.minisdp_request(status.0);
+        self.ctx.metrics.session_rejected(
+            Protocol::MiniSdp,
+            reject_reason(status, self.ctx.accepting.load(Ordering::Relaxed)),
+        );
         tracing::debug!(status = status.0, url = %offer.url, "miniSDP offer refused");
         let reply = MiniSdp::error_reply(offer.version, status, offer.seq, &offer.url);
         if let Ok(bytes) = reply.encode() {
@@ -155,10 +132,7 @@ impl MiniSdpHandler {
             let (id, answer) = (c.id, c.answer.clone());
             reg.note_received(id);
             if reg.send_via(id, BytesMut::from(&answer[..])).is_ok() {
-                self.ctx
-                    .counters
-                    .retransmitted
-                    .fetch_add(1, Ordering::Relaxed);
+                self.ctx.metrics.minisdp_request(Status::OK.0);
             }
             return;
         }
@@ -247,7 +221,11 @@ impl MiniSdpHandler {
         let session = ViewerSession::new(now, neg.session);
         let id = match reg.register(
             session,
-            Box::new(HubSource::new(&resolved.stream).with_hold(resolved.hold)),
+            Box::new(
+                HubSource::new(&resolved.stream)
+                    .with_hold(resolved.hold)
+                    .with_metrics(self.ctx.metrics.clone()),
+            ),
         ) {
             Ok(id) => id,
             Err(ShardError::PendingFull | ShardError::Full) => {
@@ -263,12 +241,12 @@ impl MiniSdpHandler {
             reg.close(id, now);
             return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
         }
-        self.ctx.counters.count(Status::OK);
+        // (The shard times the `answer_sent` stage when the driver has sent the answer.)
+        self.ctx.metrics.minisdp_request(Status::OK.0);
         self.remember(now, (from, offer.seq), id, answer);
     }
 
     fn handle_stop(&mut self, now: Instant, stop: StopPacket, reg: &mut Registrar<'_>) {
-        self.ctx.counters.stops.fetch_add(1, Ordering::Relaxed);
         // svrsig = "<server ip>:<server ufrag>:<client ufrag>"; the ip may itself hold ':'.
         let mut parts = stop.svrsig.rsplitn(3, ':');
         let (client_ufrag, server_ufrag) = (parts.next(), parts.next());
@@ -283,6 +261,7 @@ impl MiniSdpHandler {
             }
             None => Status::AUTH_ERROR,
         };
+        self.ctx.metrics.minisdp_request(status.0);
         let reply = StopPacket {
             version: stop.version,
             status,
@@ -302,7 +281,10 @@ impl SignalingHandler for MiniSdpHandler {
             Ok(Packet::Sdp(offer)) => self.handle_offer(now, from, offer, reg),
             Ok(Packet::Stop(stop)) => self.handle_stop(now, stop, reg),
             Err(e) => {
-                self.ctx.counters.count(Status::FORMAT_ERROR);
+                self.ctx.metrics.minisdp_request(Status::FORMAT_ERROR.0);
+                self.ctx
+                    .metrics
+                    .session_rejected(Protocol::MiniSdp, RejectReason::BadRequest);
                 tracing::debug!(error = %e, %from, "undecodable miniSDP datagram");
                 let version = if data.get(4) == Some(&minisdp::EXT_VERSION) {
                     WireVersion::Ext

@@ -27,6 +27,7 @@ use rtm_sdp::Sdp;
 use super::auth::{TokenAuthority, TokenKind};
 use super::negotiate::{LocalDescription, negotiate, random_ice_string};
 use super::{ResolveError, StreamResolver};
+use crate::ops::{Metrics, Protocol, RejectReason, Stage};
 use crate::server::media_source::HubSource;
 use crate::transport::ViewerSession;
 use crate::transport::shard::ShardError;
@@ -55,6 +56,8 @@ pub struct WhepState {
     pub accepting: Arc<AtomicBool>,
     /// Sessions to end: the media side closes sessions whose ufrag is posted here.
     pub kicks: KickList,
+    /// Refusals, answer timing, GOP jumps of WHEP viewers (`None`: not recorded).
+    pub metrics: Option<Arc<Metrics>>,
     resources: Mutex<HashMap<String, Resource>>,
 }
 
@@ -74,7 +77,20 @@ impl WhepState {
             tokens,
             accepting,
             kicks,
+            metrics: None,
             resources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records refusals, answer timing and viewers' jumps in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn rejected(&self, reason: RejectReason) {
+        if let Some(m) = &self.metrics {
+            m.session_rejected(Protocol::Whep, reason);
         }
     }
 }
@@ -148,18 +164,24 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received = Instant::now();
     if !content_type_is(&headers, "application/sdp") {
+        state.rejected(RejectReason::BadRequest);
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "offer must be application/sdp",
         );
     }
     if body.len() > MAX_OFFER {
+        state.rejected(RejectReason::BadRequest);
         return error(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
     }
     let key = match super::negotiate::stream_key(&format!("/{app}/{stream}")) {
         Some(k) => k,
-        None => return error(StatusCode::NOT_FOUND, "invalid stream name"),
+        None => {
+            state.rejected(RejectReason::BadRequest);
+            return error(StatusCode::NOT_FOUND, "invalid stream name");
+        }
     };
     if let Some(tokens) = &state.tokens {
         let now_unix = SystemTime::now()
@@ -174,6 +196,7 @@ async fn create(
             })
         });
         if !ok {
+            state.rejected(RejectReason::Auth);
             let mut r = error(StatusCode::UNAUTHORIZED, "a valid Bearer token is required");
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -181,17 +204,22 @@ async fn create(
         }
     }
     if !state.accepting.load(Ordering::Relaxed) {
+        state.rejected(RejectReason::Draining);
         let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "draining");
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         return r;
     }
     let Ok(text) = std::str::from_utf8(&body) else {
+        state.rejected(RejectReason::BadRequest);
         return error(StatusCode::BAD_REQUEST, "offer is not UTF-8");
     };
     let offer = match Sdp::parse(text) {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed SDP: {e}")),
+        Err(e) => {
+            state.rejected(RejectReason::BadRequest);
+            return error(StatusCode::BAD_REQUEST, &format!("malformed SDP: {e}"));
+        }
     };
     let kinds = |k: &str| {
         offer
@@ -201,6 +229,7 @@ async fn create(
             .count()
     };
     if kinds("audio") > 1 || kinds("video") > 1 {
+        state.rejected(RejectReason::BadRequest);
         return error(
             StatusCode::NOT_ACCEPTABLE,
             "at most one audio and one video section",
@@ -208,8 +237,12 @@ async fn create(
     }
     let resolved = match state.resolver.resolve(&key) {
         Ok(s) => s,
-        Err(ResolveError::NotFound) => return error(StatusCode::NOT_FOUND, "no such stream"),
+        Err(ResolveError::NotFound) => {
+            state.rejected(RejectReason::NotFound);
+            return error(StatusCode::NOT_FOUND, "no such stream");
+        }
         Err(ResolveError::Unavailable) => {
+            state.rejected(RejectReason::Limit);
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "stream unavailable");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
@@ -219,20 +252,26 @@ async fn create(
     let ufrag = ufrag_for_shard(WHEP_SHARD, &random_ice_string(8));
     let neg = match negotiate(&state.local, &offer, &resolved.stream, ufrag.clone()) {
         Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            state.rejected(RejectReason::BadRequest);
+            return error(StatusCode::BAD_REQUEST, &e.to_string());
+        }
     };
-    let session = ViewerSession::new(Instant::now(), neg.session);
+    // Created "at the offer", so the session's stage timings start when the request arrived.
+    let session = ViewerSession::new(received, neg.session);
+    let mut source = HubSource::new(&resolved.stream).with_hold(resolved.hold);
+    if let Some(m) = &state.metrics {
+        source = source.with_metrics(m.clone());
+    }
     let inserted = state
         .lobby
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(
-            session,
-            Box::new(HubSource::new(&resolved.stream).with_hold(resolved.hold)),
-        );
+        .insert(session, Box::new(source));
     match inserted {
         Ok(()) => {}
         Err(ShardError::PendingFull) => {
+            state.rejected(RejectReason::Limit);
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "too many pending sessions");
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -266,6 +305,9 @@ async fn create(
     }
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
+    }
+    if let Some(m) = &state.metrics {
+        m.observe_stage(Stage::AnswerSent, received.elapsed());
     }
     r
 }

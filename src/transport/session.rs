@@ -230,6 +230,9 @@ pub struct ViewerSession {
     sr_interval: Duration,
     next_sr: Option<Instant>,
     stats: SessionStats,
+    /// When signaling created the session (the offer arrived): the origin of the first-frame
+    /// stage timings.
+    created: Instant,
     extensions: ExtensionPolicy,
 }
 
@@ -281,7 +284,13 @@ impl ViewerSession {
             extensions: params.extensions,
             next_sr: None,
             stats: SessionStats::default(),
+            created: now,
         }
+    }
+
+    /// The `now` the session was created with (when its offer arrived).
+    pub fn created_at(&self) -> Instant {
+        self.created
     }
 
     /// Our ICE ufrag (the shard routes a first STUN packet by it).

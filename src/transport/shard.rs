@@ -14,15 +14,21 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use super::amplification::FACTOR;
 use super::demux::{DatagramKind, classify};
-use super::session::{SessionEvent, Transmit, ViewerSession};
+use super::session::{
+    CloseReason, SessionError, SessionEvent, SessionStats, Transmit, ViewerSession,
+};
 use super::stun::BindingRequest;
 use crate::media::TrackKind;
+use crate::ops::{
+    DtlsFailure, EgressKind, IngressSource, Metrics, Protocol, RetransmitOutcome, SessionState,
+    SrtpFailure, Stage,
+};
 use crate::rtp::MediaPacket;
 
 /// Addresses indexed per session (offer source + ICE-verified addresses).
@@ -48,6 +54,10 @@ pub trait MediaSource: Send {
     /// a keyframe or switched streams, so that the viewer's RTP streams stay continuous.
     fn offsets(&self, _track: TrackKind) -> (u16, u32) {
         (0, 0)
+    }
+    /// The stream ("app/stream") this source plays, for session listings.
+    fn stream_key(&self) -> Option<&str> {
+        None
     }
 }
 
@@ -90,6 +100,8 @@ type Parked = (ViewerSession, Box<dyn MediaSource>);
 pub struct Lobby {
     sessions: HashMap<Box<[u8]>, Parked>,
     capacity: usize,
+    /// Parked sessions count as WHEP sessions in state `pending`.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Lobby {
@@ -97,7 +109,21 @@ impl Lobby {
         Arc::new(Mutex::new(Self {
             sessions: HashMap::new(),
             capacity,
+            metrics: None,
         }))
+    }
+
+    /// Records parked sessions in `metrics` (as `protocol="whep", state="pending"`).
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    fn count_closed(&self, n: usize) {
+        if let Some(m) = &self.metrics {
+            for _ in 0..n {
+                m.session_closed(Protocol::Whep, SessionState::Pending);
+            }
+        }
     }
 
     /// Parks a session until its first STUN request arrives.
@@ -114,15 +140,20 @@ impl Lobby {
             return Err(ShardError::DuplicateUfrag);
         }
         self.sessions.insert(key, (session, source));
+        if let Some(m) = &self.metrics {
+            m.session_opened(Protocol::Whep, SessionState::Pending);
+        }
         Ok(())
     }
 
     /// Drops parked sessions whose ICE deadline passed.
     pub fn expire(&mut self, now: Instant) {
+        let before = self.sessions.len();
         self.sessions.retain(|_, (s, _)| {
             s.handle_timeout(now);
             !s.is_closed()
         });
+        self.count_closed(before - self.sessions.len());
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +166,16 @@ impl Lobby {
 
     /// Drops a parked session (its signaling was cancelled). `true` if it was here.
     pub fn remove(&mut self, ufrag: &[u8]) -> bool {
-        self.sessions.remove(ufrag).is_some()
+        let removed = self.sessions.remove(ufrag).is_some();
+        if removed {
+            self.count_closed(1);
+        }
+        removed
+    }
+
+    /// Takes a parked session out without counting it closed (it moves into a shard).
+    fn take(&mut self, ufrag: &[u8]) -> Option<Parked> {
+        self.sessions.remove(ufrag)
     }
 }
 
@@ -157,17 +197,51 @@ impl ShardConfig {
     }
 }
 
-/// Counters of one shard.
+/// Counters of one shard: plain integers, owned by the shard thread. The driver hands their
+/// growth to [`Metrics`] once per loop iteration ([`Shard::flush_metrics`]), never per packet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ShardStats {
     pub datagrams: u64,
+    /// Bytes of all datagrams received.
+    pub bytes_received: u64,
     pub junk: u64,
     pub unmatched: u64,
     pub session_errors: u64,
     pub media_packets_sent: u64,
+    pub media_bytes_sent: u64,
     pub retransmits_sent: u64,
+    pub retransmit_bytes_sent: u64,
     pub retransmit_misses: u64,
+    /// RTCP datagrams queued (sender reports, BYE).
+    pub rtcp_sent: u64,
+    pub rtcp_bytes_sent: u64,
+    /// STUN, DTLS and miniSDP datagrams queued.
+    pub control_sent: u64,
+    pub control_bytes_sent: u64,
+    /// NACK messages from players, and the sequence numbers they asked for.
+    pub nacks_received: u64,
+    pub nacked_seqs: u64,
+    /// PLI/FIR from players.
+    pub keyframe_requests: u64,
+    pub srtp_protect_failures: u64,
+    pub srtp_unprotect_failures: u64,
     pub sessions_closed: u64,
+}
+
+/// One session as the admin API lists it, published by its shard about once a second.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionSnapshot {
+    /// The session's local ICE ufrag (what a kick names).
+    pub id: String,
+    pub protocol: Protocol,
+    pub state: SessionState,
+    pub stream_key: Option<String>,
+    pub remote: Option<SocketAddr>,
+    /// Since the offer arrived.
+    pub age: Duration,
+    pub stats: SessionStats,
+    /// Media bytes sent per second × 8 over the last snapshot interval.
+    pub egress_bps: u64,
 }
 
 struct Entry {
@@ -177,6 +251,32 @@ struct Entry {
     addrs: Vec<SocketAddr>,
     ufrag: Box<[u8]>,
     established: bool,
+    protocol: Protocol,
+    /// Whether an answer was queued through `Registrar::send_via` (first-frame stage).
+    answered: bool,
+    /// Whether a packet starting a keyframe was sent (first-frame stage).
+    keyframe_sent: bool,
+    /// `bytes_sent` and time at the last snapshot (egress rate).
+    snap: (u64, Instant),
+}
+
+impl Entry {
+    fn state(&self) -> SessionState {
+        if self.established {
+            SessionState::Connected
+        } else {
+            SessionState::Pending
+        }
+    }
+
+    fn observe(&self, metrics: Option<&Metrics>, stage: Stage, now: Instant) {
+        if let Some(m) = metrics {
+            m.observe_stage(
+                stage,
+                now.saturating_duration_since(self.session.created_at()),
+            );
+        }
+    }
 }
 
 /// The sessions of one worker.
@@ -194,6 +294,11 @@ pub struct Shard {
     events: Vec<(SessionId, SessionEvent)>,
     media: Vec<MediaPacket>,
     stats: ShardStats,
+    metrics: Option<Arc<Metrics>>,
+    /// `stats` as last handed to `metrics`.
+    flushed: ShardStats,
+    /// Offer times of sessions whose first answer is in the current send batch.
+    answers_queued: Vec<Instant>,
     /// DTLS from addresses no session knows yet, held briefly. A WHEP client sends its
     /// ClientHello right behind its first STUN check and the two may be handled in either
     /// order; dropping the ClientHello would cost a DTLS retransmission (1 s). Bounded in
@@ -241,6 +346,14 @@ impl Registrar<'_> {
             .session
             .queue_unverified_send(from, data)
             .map_err(|_| ShardError::AmplificationLimit)?;
+        let first_answer = (!entry.answered).then(|| entry.session.created_at());
+        entry.answered = true;
+        if let Some(offered) = first_answer
+            && self.shard.metrics.is_some()
+            && self.shard.answers_queued.len() < 4096
+        {
+            self.shard.answers_queued.push(offered);
+        }
         self.shard.collect(id.slot, self.now);
         Ok(())
     }
@@ -252,6 +365,9 @@ impl Registrar<'_> {
             return Err(ShardError::AmplificationLimit);
         }
         self.reply_budget -= len;
+        // Answers sent through `send_via` are counted by `collect`.
+        self.shard.stats.control_sent += 1;
+        self.shard.stats.control_bytes_sent += len;
         self.shard.out.push(Transmit {
             to: self.from,
             data,
@@ -294,7 +410,112 @@ impl Shard {
             events: Vec::new(),
             media: Vec::new(),
             stats: ShardStats::default(),
+            metrics: None,
+            flushed: ShardStats::default(),
+            answers_queued: Vec::new(),
             early_dtls: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Records session lifecycles, stage timings and (through [`Self::flush_metrics`]) traffic
+    /// in `metrics`.
+    pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// The driver has sent the batch taken by [`Self::drain_transmits`] at `now`: times the
+    /// `answer_sent` stage of the miniSDP answers it held.
+    pub fn transmits_sent(&mut self, now: Instant) {
+        if let Some(m) = &self.metrics {
+            for offered in self.answers_queued.drain(..) {
+                m.observe_stage(Stage::AnswerSent, now.saturating_duration_since(offered));
+            }
+        }
+        self.answers_queued.clear();
+    }
+
+    /// Adds the growth of [`ShardStats`] since the previous call to the metrics: a handful of
+    /// relaxed atomic adds, called once per driver iteration.
+    pub fn flush_metrics(&mut self) {
+        let Some(m) = &self.metrics else { return };
+        let (s, f) = (self.stats, self.flushed);
+        if s == f {
+            return;
+        }
+        let d = |a: u64, b: u64| a.wrapping_sub(b);
+        m.ingress(
+            IngressSource::Player,
+            d(s.datagrams, f.datagrams),
+            d(s.bytes_received, f.bytes_received),
+        );
+        m.egress(
+            EgressKind::Media,
+            d(s.media_packets_sent, f.media_packets_sent),
+            d(s.media_bytes_sent, f.media_bytes_sent),
+        );
+        m.egress(
+            EgressKind::Retransmit,
+            d(s.retransmits_sent, f.retransmits_sent),
+            d(s.retransmit_bytes_sent, f.retransmit_bytes_sent),
+        );
+        m.egress(
+            EgressKind::Rtcp,
+            d(s.rtcp_sent, f.rtcp_sent),
+            d(s.rtcp_bytes_sent, f.rtcp_bytes_sent),
+        );
+        m.egress(
+            EgressKind::Control,
+            d(s.control_sent, f.control_sent),
+            d(s.control_bytes_sent, f.control_bytes_sent),
+        );
+        m.nacks_received(
+            d(s.nacks_received, f.nacks_received),
+            d(s.nacked_seqs, f.nacked_seqs),
+        );
+        m.retransmits(
+            RetransmitOutcome::Sent,
+            d(s.retransmits_sent, f.retransmits_sent),
+        );
+        m.retransmits(
+            RetransmitOutcome::NotCached,
+            d(s.retransmit_misses, f.retransmit_misses),
+        );
+        m.plis_received(d(s.keyframe_requests, f.keyframe_requests));
+        m.srtp_failures(
+            SrtpFailure::Protect,
+            d(s.srtp_protect_failures, f.srtp_protect_failures),
+        );
+        m.srtp_failures(
+            SrtpFailure::Unprotect,
+            d(s.srtp_unprotect_failures, f.srtp_unprotect_failures),
+        );
+        self.flushed = s;
+    }
+
+    /// Appends a snapshot of every session to `out` (the admin API's session list). Also
+    /// restarts each session's egress-rate interval.
+    pub fn snapshot(&mut self, now: Instant, out: &mut Vec<SessionSnapshot>) {
+        out.reserve(self.len());
+        for e in self.slots.iter_mut().flatten() {
+            let stats = e.session.stats();
+            let (bytes, at) = e.snap;
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            let egress_bps = if secs > 0.0 {
+                (stats.bytes_sent.saturating_sub(bytes) as f64 * 8.0 / secs) as u64
+            } else {
+                0
+            };
+            e.snap = (stats.bytes_sent, now);
+            out.push(SessionSnapshot {
+                id: String::from_utf8_lossy(&e.ufrag).into_owned(),
+                protocol: e.protocol,
+                state: e.state(),
+                stream_key: e.source.stream_key().map(str::to_owned),
+                remote: e.session.remote(),
+                age: now.saturating_duration_since(e.session.created_at()),
+                stats,
+                egress_bps,
+            });
         }
     }
 
@@ -361,6 +582,21 @@ impl Shard {
         source: Box<dyn MediaSource>,
         signaled_from: Option<SocketAddr>,
     ) -> Result<SessionId, ShardError> {
+        let id = self.insert_as(Protocol::MiniSdp, session, source, signaled_from)?;
+        if let Some(m) = &self.metrics {
+            m.session_opened(Protocol::MiniSdp, SessionState::Pending);
+        }
+        Ok(id)
+    }
+
+    /// Registers a session signaled over `protocol` (not counted as opened: the caller does).
+    fn insert_as(
+        &mut self,
+        protocol: Protocol,
+        session: ViewerSession,
+        source: Box<dyn MediaSource>,
+        signaled_from: Option<SocketAddr>,
+    ) -> Result<SessionId, ShardError> {
         if self.pending >= self.config.max_pending {
             return Err(ShardError::PendingFull);
         }
@@ -388,6 +624,7 @@ impl Shard {
             addrs.push(a);
         }
         self.by_ufrag.insert(ufrag.clone(), slot);
+        let snap = (0, session.created_at());
         self.slots[slot as usize] = Some(Entry {
             generation,
             session,
@@ -395,6 +632,10 @@ impl Shard {
             addrs,
             ufrag,
             established: false,
+            protocol,
+            answered: false,
+            keyframe_sent: false,
+            snap,
         });
         self.pending += 1;
         Ok(SessionId {
@@ -407,6 +648,7 @@ impl Shard {
     /// Feeds one datagram received on the media port.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams += 1;
+        self.stats.bytes_received += data.len() as u64;
         let kind = classify(data);
         if kind == DatagramKind::Junk {
             self.stats.junk += 1;
@@ -446,8 +688,13 @@ impl Shard {
             self.stats.unmatched += 1;
             return;
         };
-        if entry.session.handle_datagram(now, from, data).is_err() {
-            self.stats.session_errors += 1;
+        match entry.session.handle_datagram(now, from, data) {
+            Ok(()) => {}
+            Err(SessionError::Srtp(_)) => {
+                self.stats.session_errors += 1;
+                self.stats.srtp_unprotect_failures += 1;
+            }
+            Err(_) => self.stats.session_errors += 1,
         }
         self.index_verified(slot, from);
         if kind == DatagramKind::Stun {
@@ -526,14 +773,23 @@ impl Shard {
         let ufrag = req.local_ufrag();
         let lobby = self.lobby.clone()?;
         let mut lobby = lobby.lock().ok()?;
-        let (mut session, source) = lobby.sessions.remove(ufrag)?;
+        let (mut session, source) = lobby.take(ufrag)?;
         if session.handle_datagram(now, from, data).is_err() || !session.is_verified(from) {
             let key: Box<[u8]> = ufrag.into();
             lobby.sessions.insert(key, (session, source));
             return None;
         }
         drop(lobby);
-        self.insert(session, source, None).ok().map(|id| id.slot)
+        // Counted as opened when it was parked; a full shard drops it.
+        match self.insert_as(Protocol::Whep, session, source, None) {
+            Ok(id) => Some(id.slot),
+            Err(_) => {
+                if let Some(m) = &self.metrics {
+                    m.session_closed(Protocol::Whep, SessionState::Pending);
+                }
+                None
+            }
+        }
     }
 
     fn handle_signaling(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
@@ -558,9 +814,21 @@ impl Shard {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
+        let stats = &mut self.stats;
+        let mut push = |out: &mut Vec<Transmit>, t: Transmit| {
+            if classify(&t.data) == DatagramKind::Rtcp {
+                stats.rtcp_sent += 1;
+                stats.rtcp_bytes_sent += t.data.len() as u64;
+            } else {
+                stats.control_sent += 1;
+                stats.control_bytes_sent += t.data.len() as u64;
+            }
+            out.push(t);
+        };
         while let Some(t) = entry.session.poll_transmit() {
-            self.out.push(t);
+            push(&mut self.out, t);
         }
+        let metrics = self.metrics.as_deref();
         let id = SessionId {
             shard: shard_id,
             slot,
@@ -570,28 +838,56 @@ impl Shard {
         while let Some(ev) = entry.session.poll_event() {
             match &ev {
                 SessionEvent::Nack { track, seqs } => {
+                    self.stats.nacks_received += 1;
+                    self.stats.nacked_seqs += seqs.len() as u64;
                     for &s in seqs {
                         match entry.source.lookup(*track, s) {
-                            Some(pkt) => {
-                                if let Ok(Some(t)) = entry.session.send_retransmit(now, &pkt) {
-                                    self.out.push(t);
+                            Some(pkt) => match entry.session.send_retransmit(now, &pkt) {
+                                Ok(Some(t)) => {
                                     self.stats.retransmits_sent += 1;
+                                    self.stats.retransmit_bytes_sent += t.data.len() as u64;
+                                    self.out.push(t);
                                 }
-                            }
+                                Ok(None) => {}
+                                Err(_) => self.stats.srtp_protect_failures += 1,
+                            },
                             None => self.stats.retransmit_misses += 1,
                         }
                     }
                     continue;
                 }
                 SessionEvent::KeyframeRequest { track } => {
+                    self.stats.keyframe_requests += 1;
                     entry.source.request_keyframe(*track);
                     continue;
+                }
+                SessionEvent::IceConnected { .. } => {
+                    entry.observe(metrics, Stage::StunReceived, now);
                 }
                 SessionEvent::DtlsConnected => {
                     entry.established = true;
                     self.pending = self.pending.saturating_sub(1);
+                    entry.observe(metrics, Stage::DtlsDone, now);
+                    if let Some(m) = metrics {
+                        m.session_state_changed(
+                            entry.protocol,
+                            SessionState::Pending,
+                            SessionState::Connected,
+                        );
+                    }
                 }
-                SessionEvent::Closed(_) => closed = true,
+                SessionEvent::Closed(reason) => {
+                    closed = true;
+                    if let Some(m) = metrics {
+                        match reason {
+                            CloseReason::DtlsTimeout => m.dtls_failure(DtlsFailure::Timeout),
+                            CloseReason::FingerprintMismatch | CloseReason::DtlsFailed(_) => {
+                                m.dtls_failure(DtlsFailure::Handshake)
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 _ => {}
             }
             if self.events.len() < 4096 {
@@ -601,6 +897,13 @@ impl Shard {
         if closed {
             // Flush the session's last words (BYE, close_notify) before dropping it.
             while let Some(t) = entry.session.poll_transmit() {
+                if classify(&t.data) == DatagramKind::Rtcp {
+                    self.stats.rtcp_sent += 1;
+                    self.stats.rtcp_bytes_sent += t.data.len() as u64;
+                } else {
+                    self.stats.control_sent += 1;
+                    self.stats.control_bytes_sent += t.data.len() as u64;
+                }
                 self.out.push(t);
             }
             self.remove(slot);
@@ -619,6 +922,9 @@ impl Shard {
         self.by_ufrag.remove(&entry.ufrag);
         if !entry.established {
             self.pending = self.pending.saturating_sub(1);
+        }
+        if let Some(m) = &self.metrics {
+            m.session_closed(entry.protocol, entry.state());
         }
         if let Some(g) = self.generations.get_mut(slot as usize) {
             *g = g.wrapping_add(1);
@@ -694,11 +1000,19 @@ impl Shard {
             for pkt in &self.media {
                 match e.session.send_media(now, pkt) {
                     Ok(Some(t)) => {
-                        self.out.push(t);
                         self.stats.media_packets_sent += 1;
+                        self.stats.media_bytes_sent += t.data.len() as u64;
+                        self.out.push(t);
+                        if !e.keyframe_sent && pkt.keyframe_start {
+                            e.keyframe_sent = true;
+                            e.observe(self.metrics.as_deref(), Stage::FirstKeyframeSent, now);
+                        }
                     }
                     Ok(None) => {}
-                    Err(_) => self.stats.session_errors += 1,
+                    Err(_) => {
+                        self.stats.session_errors += 1;
+                        self.stats.srtp_protect_failures += 1;
+                    }
                 }
             }
         }

@@ -26,7 +26,8 @@ use nix::sys::socket::{
 };
 
 use super::session::Transmit;
-use super::shard::{Lobby, Shard, ShardConfig, SignalingHandler};
+use super::shard::{Lobby, SessionSnapshot, Shard, ShardConfig, SignalingHandler};
+use crate::ops::{Metrics, StatsQueue};
 
 /// Most segments the kernel accepts in one GSO send (`UDP_MAX_SEGMENTS`).
 const GSO_MAX_SEGMENTS: usize = 64;
@@ -239,6 +240,46 @@ pub type KickList = Arc<Mutex<Vec<(String, Instant)>>>;
 
 /// How long an unclaimed kick is kept (a session may still be on its way into a shard).
 const KICK_TTL: Duration = Duration::from_secs(10);
+/// How often each shard publishes its [`SessionSnapshot`]s.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the shard workers report to, besides their own counters. Everything here is
+/// non-blocking from the worker's side: atomics, a lock-free drop-on-full queue, and
+/// `try_lock`ed snapshot slots.
+#[derive(Clone, Default)]
+pub struct Observers {
+    /// Session gauges, stage histograms, traffic (flushed once per loop iteration).
+    pub metrics: Option<Arc<Metrics>>,
+    /// Every session's snapshot, once per [`SNAPSHOT_EVERY`], for a statistics consumer.
+    pub stats: Option<Arc<StatsQueue<SessionSnapshot>>>,
+}
+
+/// The latest session snapshots of every shard (the admin API's session list).
+#[derive(Clone, Default)]
+pub struct SessionDirectory {
+    slots: Arc<[Arc<Mutex<Vec<SessionSnapshot>>>]>,
+}
+
+impl SessionDirectory {
+    /// Every session as of its shard's latest snapshot (at most about a second old).
+    /// Briefly locks each slot; a shard that finds its slot locked skips one publication.
+    pub fn list(&self) -> Vec<SessionSnapshot> {
+        let mut out = Vec::new();
+        for slot in self.slots.iter() {
+            if let Ok(s) = slot.lock() {
+                out.extend(s.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Whether the latest snapshots hold a session with local ufrag `id`.
+    pub fn contains(&self, id: &str) -> bool {
+        self.slots
+            .iter()
+            .any(|slot| slot.lock().is_ok_and(|s| s.iter().any(|x| x.id == id)))
+    }
+}
 
 /// Running shard workers.
 pub struct Driver {
@@ -248,6 +289,7 @@ pub struct Driver {
     counters: Vec<Arc<WorkerCounters>>,
     lobby: Arc<Mutex<Lobby>>,
     kicks: KickList,
+    sessions: SessionDirectory,
 }
 
 impl Driver {
@@ -257,6 +299,16 @@ impl Driver {
         config: DriverConfig,
         lobby: Arc<Mutex<Lobby>>,
         make_signaling: impl Fn(u16) -> Option<Box<dyn SignalingHandler>>,
+    ) -> io::Result<Self> {
+        Self::spawn_with(config, lobby, make_signaling, Observers::default())
+    }
+
+    /// Like [`Self::spawn`], reporting to `observers`.
+    pub fn spawn_with(
+        config: DriverConfig,
+        lobby: Arc<Mutex<Lobby>>,
+        make_signaling: impl Fn(u16) -> Option<Box<dyn SignalingHandler>>,
+        observers: Observers,
     ) -> io::Result<Self> {
         let shards = config.shards.max(1);
         let reuse = shards > 1;
@@ -270,6 +322,8 @@ impl Driver {
         let kicks = KickList::default();
         let mut workers = Vec::new();
         let mut counters = Vec::new();
+        let slots: Vec<Arc<Mutex<Vec<SessionSnapshot>>>> =
+            (0..shards).map(|_| Arc::default()).collect();
         for (i, socket) in sockets.into_iter().enumerate() {
             let id = i as u16;
             let mut shard = Shard::new(ShardConfig {
@@ -281,6 +335,13 @@ impl Driver {
                 shard.set_signaling(h);
             }
             shard.set_lobby(lobby.clone());
+            if let Some(m) = &observers.metrics {
+                shard.set_metrics(m.clone());
+            }
+            let publish = Publish {
+                slot: slots[i].clone(),
+                stats: observers.stats.clone(),
+            };
             let c = Arc::new(WorkerCounters::default());
             counters.push(c.clone());
             let stop = stop.clone();
@@ -299,6 +360,7 @@ impl Driver {
                             &c,
                             (id == 0).then_some(lobby),
                             &kicks,
+                            &publish,
                         )
                     })?,
             );
@@ -310,7 +372,15 @@ impl Driver {
             counters,
             lobby,
             kicks,
+            sessions: SessionDirectory {
+                slots: slots.into(),
+            },
         })
+    }
+
+    /// The shards' latest session snapshots.
+    pub fn sessions(&self) -> &SessionDirectory {
+        &self.sessions
     }
 
     /// Where to post sessions to end (see [`KickList`]).
@@ -342,7 +412,35 @@ impl Driver {
     }
 }
 
+/// Where one worker publishes its session snapshots.
+#[derive(Default)]
+pub struct Publish {
+    /// The shard's slot in the [`SessionDirectory`].
+    pub slot: Arc<Mutex<Vec<SessionSnapshot>>>,
+    pub stats: Option<Arc<StatsQueue<SessionSnapshot>>>,
+}
+
+impl Publish {
+    /// Snapshots every session into the slot (skipped if a reader holds it) and the stats
+    /// queue (dropped and counted if full). Never waits.
+    fn publish(&self, shard: &mut Shard, now: Instant) {
+        let mut snap = Vec::new();
+        shard.snapshot(now, &mut snap);
+        if let Some(q) = &self.stats {
+            for s in &snap {
+                q.push(s.clone());
+            }
+        }
+        if let Ok(mut slot) = self.slot.try_lock() {
+            std::mem::swap(&mut *slot, &mut snap);
+        }
+        // The previous snapshot is freed here, outside the lock.
+        drop(snap);
+    }
+}
+
 /// One shard worker's loop.
+#[allow(clippy::too_many_arguments)]
 pub fn run_worker(
     socket: UdpSocket,
     mut shard: Shard,
@@ -351,12 +449,14 @@ pub fn run_worker(
     counters: &WorkerCounters,
     lobby_to_expire: Option<Arc<Mutex<Lobby>>>,
     kicks: &KickList,
+    publish: &Publish,
 ) {
     let gso = config.gso && probe_gso(&socket);
     let mut batcher = Batcher::new(config.batch, gso);
     let mut buf = vec![0u8; RECV_BUF];
     let mut out = Vec::new();
     let mut next_lobby_expiry = Instant::now();
+    let mut next_snapshot = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let wait = shard.poll_timeout().map_or(config.tick, |t| {
@@ -382,6 +482,7 @@ pub fn run_worker(
         if !out.is_empty() {
             let r = batcher.send(&socket, &out);
             out.clear();
+            shard.transmits_sent(Instant::now());
             counters
                 .datagrams_out
                 .fetch_add(r.datagrams, Ordering::Relaxed);
@@ -394,6 +495,7 @@ pub fn run_worker(
         counters
             .sessions
             .store(shard.len() as u64, Ordering::Relaxed);
+        // Lifecycle events were already turned into metrics by the shard as they happened.
         while shard.poll_event().is_some() {}
         if let Ok(mut k) = kicks.try_lock()
             && !k.is_empty()
@@ -409,6 +511,11 @@ pub fn run_worker(
                 }
                 now.duration_since(*at) < KICK_TTL
             });
+        }
+        shard.flush_metrics();
+        if now >= next_snapshot {
+            next_snapshot = now + SNAPSHOT_EVERY;
+            publish.publish(&mut shard, now);
         }
         if let Some(lobby) = &lobby_to_expire
             && now >= next_lobby_expiry

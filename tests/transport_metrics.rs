@@ -1,0 +1,222 @@
+//! A shard reports to `Metrics`: session gauges by state, first-frame stages, traffic, NACKs,
+//! retransmissions (hit and miss), PLI, SRTP and DTLS failures, all in memory with a real
+//! STUN/DTLS/SRTP client. Traffic reaches the metrics only through `flush_metrics` (once per
+//! driver iteration), never per packet.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+use rtc_shared::marshal::Marshal;
+use rtmlive::ops::{Metrics, Protocol, SessionState, Stage};
+use rtmlive::rtp::MediaPacket;
+use rtmlive::transport::ViewerSession;
+use rtmlive::transport::shard::{Shard, ShardConfig};
+
+fn sample(m: &Metrics, name: &str) -> f64 {
+    m.render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name}"))
+}
+
+#[test]
+fn shard_lifecycle_and_traffic_reach_the_metrics() {
+    let metrics = Metrics::new();
+    let mut client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let mut shard = Shard::new(ShardConfig::new(0));
+    shard.set_metrics(metrics.clone());
+    let mut packets: Vec<MediaPacket> = (0..10).map(|s| media_packet(s, 500)).collect();
+    packets[0].keyframe_start = true;
+    let source = VecSource {
+        pending: packets.clone(),
+        cache: packets.clone(),
+        keyframe_requests: Arc::default(),
+    };
+    shard
+        .insert(
+            ViewerSession::new(t0, params(client.fingerprint)),
+            Box::new(source),
+            None,
+        )
+        .unwrap();
+    assert_eq!(
+        metrics.sessions(Protocol::MiniSdp, SessionState::Pending),
+        1
+    );
+
+    // STUN, DTLS: stages and pending → connected.
+    let mut out = Vec::new();
+    let t1 = t0 + Duration::from_millis(30);
+    shard.handle_datagram(t1, client_addr(), &client.binding_request(SERVER_PWD, true));
+    shard.drain_transmits(&mut out);
+    client.check_binding_response(&out[0].data);
+    out.clear();
+    assert_eq!(metrics.stage_count(Stage::StunReceived), 1);
+    client.start_dtls(t1);
+    for _ in 0..10 {
+        for d in client.outgoing() {
+            shard.handle_datagram(t1, client_addr(), &d);
+        }
+        shard.drain_transmits(&mut out);
+        for t in out.drain(..) {
+            client.receive_dtls(t1, &t.data);
+        }
+        if client.connected && shard.pending() == 0 {
+            break;
+        }
+    }
+    assert_eq!(metrics.stage_count(Stage::DtlsDone), 1);
+    assert_eq!(
+        metrics.sessions(Protocol::MiniSdp, SessionState::Connected),
+        1
+    );
+    assert_eq!(
+        metrics.sessions(Protocol::MiniSdp, SessionState::Pending),
+        0
+    );
+
+    // Media: the first keyframe stage; traffic only after the flush.
+    shard.pump_media(t1);
+    shard.drain_transmits(&mut out);
+    assert_eq!(out.len(), 10);
+    out.clear();
+    assert_eq!(metrics.stage_count(Stage::FirstKeyframeSent), 1);
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_egress_packets_total{kind="media"}"#),
+        0.0
+    );
+    shard.flush_metrics();
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_egress_packets_total{kind="media"}"#),
+        10.0
+    );
+    assert!(sample(&metrics, r#"rtmlive_egress_packets_total{kind="control"}"#) >= 2.0);
+    assert!(
+        sample(
+            &metrics,
+            r#"rtmlive_ingress_packets_total{source="player"}"#
+        ) >= 2.0
+    );
+
+    // NACK for 3, 4 (cached) and 40 (not), a PLI, then the same SRTCP packet replayed.
+    let nack = TransportLayerNack {
+        sender_ssrc: 1,
+        media_ssrc: VIDEO_SSRC,
+        nacks: vec![
+            NackPair {
+                packet_id: 3,
+                lost_packets: 0b1,
+            },
+            NackPair {
+                packet_id: 40,
+                lost_packets: 0,
+            },
+        ],
+    };
+    let mut compound = nack.marshal().unwrap().to_vec();
+    compound.extend_from_slice(
+        &PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: VIDEO_SSRC,
+        }
+        .marshal()
+        .unwrap(),
+    );
+    let srtcp = client.encrypt_rtcp(&compound);
+    shard.handle_datagram(t1, client_addr(), &srtcp);
+    shard.handle_datagram(t1, client_addr(), &srtcp);
+    shard.drain_transmits(&mut out);
+    shard.flush_metrics();
+    assert_eq!(sample(&metrics, "rtmlive_nack_received_total"), 1.0);
+    assert_eq!(sample(&metrics, "rtmlive_nack_seqs_received_total"), 3.0);
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_retransmits_total{outcome="sent"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"rtmlive_retransmits_total{outcome="not_cached"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"rtmlive_egress_packets_total{kind="retransmit"}"#
+        ),
+        2.0
+    );
+    assert_eq!(sample(&metrics, "rtmlive_pli_received_total"), 1.0);
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_srtp_failures_total{kind="unprotect"}"#),
+        1.0
+    );
+
+    // Snapshot for the admin API.
+    let mut snap = Vec::new();
+    shard.snapshot(t1 + Duration::from_secs(1), &mut snap);
+    assert_eq!(snap.len(), 1);
+    assert_eq!(snap[0].id, SERVER_UFRAG);
+    assert_eq!(snap[0].state, SessionState::Connected);
+    assert_eq!(snap[0].remote, Some(client_addr()));
+    assert_eq!(snap[0].stats.retransmits, 2);
+    assert!(snap[0].egress_bps > 0);
+
+    // Kick: closed with BYE, the gauge goes back to zero.
+    assert!(shard.close_ufrag(t1, SERVER_UFRAG.as_bytes()));
+    shard.drain_transmits(&mut out);
+    shard.flush_metrics();
+    assert_eq!(
+        metrics.sessions(Protocol::MiniSdp, SessionState::Connected),
+        0
+    );
+    assert!(sample(&metrics, r#"rtmlive_egress_packets_total{kind="rtcp"}"#) >= 1.0);
+}
+
+#[test]
+fn dtls_that_never_finishes_is_a_timeout_failure() {
+    let metrics = Metrics::new();
+    let client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let mut shard = Shard::new(ShardConfig::new(0));
+    shard.set_metrics(metrics.clone());
+    let mut p = params(client.fingerprint);
+    p.dtls_timeout = Duration::from_millis(500);
+    shard
+        .insert(
+            ViewerSession::new(t0, p),
+            Box::new(VecSource {
+                pending: Vec::new(),
+                cache: Vec::new(),
+                keyframe_requests: Arc::default(),
+            }),
+            None,
+        )
+        .unwrap();
+    shard.handle_datagram(t0, client_addr(), &client.binding_request(SERVER_PWD, true));
+    let later = t0 + Duration::from_secs(1);
+    shard.handle_timeout(later);
+    assert!(shard.is_empty());
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_dtls_failures_total{kind="timeout"}"#),
+        1.0
+    );
+    assert_eq!(
+        metrics.sessions(Protocol::MiniSdp, SessionState::Pending),
+        0
+    );
+}
