@@ -9,6 +9,7 @@ pub mod amplification;
 pub mod demux;
 pub mod dtls;
 pub mod ice_lite;
+pub mod receiver;
 pub mod rtcp;
 pub mod session;
 pub mod shard;
@@ -19,7 +20,10 @@ pub mod stun;
 pub use demux::{DatagramKind, classify};
 pub use dtls::{DtlsIdentity, Fingerprint};
 pub use session::{
-    CloseReason, SessionError, SessionEvent, SessionParams, SessionStats, TrackParams, Transmit,
-    ViewerSession,
+    CloseReason, ReceiveParams, ReceiveTrack, Received, SessionError, SessionEvent, SessionParams,
+    SessionStats, TrackParams, Transmit, ViewerSession,
 };
-pub use shard::{Lobby, MediaSource, Registrar, SessionId, Shard, ShardConfig, SignalingHandler};
+pub use shard::{
+    Lobby, MediaIngest, MediaSource, Registrar, SessionId, SessionMedia, Shard, ShardConfig,
+    SignalingHandler,
+};
