@@ -5,3 +5,4 @@ pub mod flv_out;
 pub mod hub_tags;
 pub mod rtmp_server;
 pub mod rtp_ingest;
+pub mod whip;

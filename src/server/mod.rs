@@ -24,6 +24,7 @@ use crate::hub::{Hub, HubConfig, PublisherConfig};
 use crate::ingest::demo_source::{self, DemoLoop};
 use crate::ingest::flv_out::{FlvOut, FlvOutConfig};
 use crate::ingest::rtmp_server::{KeyCheck, RtmpServer, RtmpServerConfig};
+use crate::ingest::whip::{self, WhipState};
 use crate::ops::admin_api::{self, AdminState};
 use crate::ops::{Metrics, Shutdown};
 use crate::origin::health::HealthConfig;
@@ -235,7 +236,15 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     });
     let _ = local_slot.set(ctx);
 
-    // HTTP: WHEP, HTTP-FLV, admin and metrics.
+    // HTTP: WHEP, WHIP, HTTP-FLV, admin and metrics.
+    let whip_state = Arc::new(WhipState::new(
+        local.clone(),
+        lobby.clone(),
+        target.clone(),
+        ingest_key_check(config, tokens.clone()),
+        accepting.clone(),
+        driver.kicks().clone(),
+    ));
     let whep_state = Arc::new(WhepState::new(
         local,
         resolver,
@@ -260,7 +269,9 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
         token: (!config.auth.admin_token.is_empty())
             .then(|| Arc::from(config.auth.admin_token.as_str())),
     };
-    let mut app = whep::router(whep_state).merge(flv.router());
+    let mut app = whep::router(whep_state)
+        .merge(whip::router(whip_state))
+        .merge(flv.router());
     let admin_addr = match config.listen.admin.bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind)
