@@ -142,7 +142,7 @@ async fn create(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert_ingest(session, Box::new(ingest));
-    if let Err(r) = lobby_refusal(inserted) {
+    if let Some(r) = lobby_refusal(inserted) {
         return r;
     }
     let (id, etag) = state.resources.create(ufrag);

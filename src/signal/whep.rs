@@ -154,7 +154,7 @@ async fn create(
             session,
             Box::new(HubSource::new(&resolved.stream).with_hold(resolved.hold)),
         );
-    if let Err(r) = lobby_refusal(inserted) {
+    if let Some(r) = lobby_refusal(inserted) {
         return r;
     }
     let (id, etag) = state.resources.create(ufrag);
@@ -179,16 +179,16 @@ pub(crate) fn too_many_tracks(offer: &Sdp) -> Option<Response> {
     })
 }
 
-/// The HTTP answer to a lobby that refused a session.
-pub(crate) fn lobby_refusal(inserted: Result<(), ShardError>) -> Result<(), Response> {
+/// The HTTP answer to a lobby that refused a session (`None`: it did not).
+pub(crate) fn lobby_refusal(inserted: Result<(), ShardError>) -> Option<Response> {
     match inserted {
-        Ok(()) => Ok(()),
-        Err(ShardError::PendingFull) => Err(retry_after(
+        Ok(()) => None,
+        Err(ShardError::PendingFull) => Some(retry_after(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many pending sessions",
             "1",
         )),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+        Err(e) => Some(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
     }
 }
 
