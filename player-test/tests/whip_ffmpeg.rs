@@ -70,18 +70,23 @@ impl Drop for Publisher {
     }
 }
 
-fn publish(ffmpeg: &str, url: &str, secs: u32) -> Publisher {
-    let child = Command::new(ffmpeg)
-        .args(["-hide_banner", "-loglevel", "warning", "-re"])
+/// `dtls_active`: ffmpeg is the DTLS client (`a=setup:active`) and the edge the server; by
+/// default ffmpeg offers `a=setup:passive` and the edge connects as the DTLS client.
+fn publish(ffmpeg: &str, url: &str, secs: u32, dtls_active: bool) -> Publisher {
+    let mut cmd = Command::new(ffmpeg);
+    cmd.args(["-hide_banner", "-loglevel", "warning", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
         .args(["-t", &secs.to_string()])
         .args(["-c:v", "libx264", "-profile:v", "baseline", "-bf", "0"])
         .args(["-g", "25", "-tune", "zerolatency", "-pix_fmt", "yuv420p"])
         .args(["-c:a", "libopus", "-ac", "2", "-ar", "48000"])
-        // The edge is the DTLS server (a=setup:passive in its answer).
-        .args(["-whip_flags", "dtls_active", "-f", "whip", url])
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    if dtls_active {
+        cmd.args(["-whip_flags", "dtls_active"]);
+    }
+    let child = cmd
+        .args(["-f", "whip", url])
         .spawn()
         .expect("ffmpeg starts");
     Publisher(child)
@@ -106,10 +111,19 @@ async fn play(url: String, secs: u64) -> SessionReport {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffmpeg_publishes_over_whip_and_a_player_plays_it() {
+    publish_and_play(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_as_dtls_client_publishes_over_whip() {
+    publish_and_play(true).await;
+}
+
+async fn publish_and_play(dtls_active: bool) {
     let Some(ffmpeg) = ffmpeg9() else { return };
     let s = start(&config()).await.expect("server starts");
     let url = format!("http://{}/whip/live/w", s.http_addr);
-    let mut publisher = publish(&ffmpeg, &url, 8);
+    let mut publisher = publish(&ffmpeg, &url, 8, dtls_active);
 
     // The published stream reaches the hub with both decoder configurations and a keyframe.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use crate::hub::Stream;
 use crate::media::{Codec, TrackKind};
-use crate::transport::dtls::{DtlsIdentity, Fingerprint};
+use crate::transport::dtls::{DtlsIdentity, DtlsRole, Fingerprint};
 use crate::transport::ice_lite::IceConfig;
 use crate::transport::receiver::ReceiverConfig;
 use crate::transport::rtcp::NtpClock;
@@ -64,11 +64,6 @@ pub enum NegotiateError {
     NoCodec,
     #[error("offer does not send media")]
     NotSending,
-    #[error(
-        "offer insists on a=setup:passive; this edge is the DTLS server only \
-         (ffmpeg: -whip_flags dtls_active)"
-    )]
-    DtlsRole,
 }
 
 /// The outcome of a successful negotiation.
@@ -221,9 +216,12 @@ pub fn negotiate_publish(
     if !sends {
         return Err(NegotiateError::NotSending);
     }
-    if offer.setup() == Some(Setup::Passive) {
-        return Err(NegotiateError::DtlsRole);
-    }
+    // An offerer that insists on being the DTLS server (ffmpeg's default) gets an active edge.
+    let dtls_role = if offer.setup() == Some(Setup::Passive) {
+        DtlsRole::Client
+    } else {
+        DtlsRole::Server
+    };
     let mut rng = rand::rng();
     let local_pwd = random_ice_string(24);
     let cname = random_ice_string(16);
@@ -291,6 +289,7 @@ pub fn negotiate_publish(
         remote_fingerprint,
         Vec::new(),
     );
+    session.dtls_role = dtls_role;
     session.receive = Some(ReceiveParams {
         tracks: receive,
         rtcp_ssrc: rng.random(),

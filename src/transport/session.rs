@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::amplification::AmplificationBudget;
 use super::demux::{DatagramKind, classify};
-use super::dtls::{DtlsError, DtlsIdentity, DtlsServer, Fingerprint};
+use super::dtls::{DtlsError, DtlsIdentity, DtlsRole, DtlsServer, Fingerprint};
 use super::ice_lite::{IceConfig, IceLite, IceTimeout};
 use super::receiver::{ReceiverConfig, RtpReceiver};
 use super::rtcp::{self, Feedback, NtpClock, RtcpError, SenderInfo};
@@ -108,6 +108,8 @@ pub struct SessionParams {
     pub sr_interval: Duration,
     /// Set for a publisher (WHIP): the tracks we receive.
     pub receive: Option<ReceiveParams>,
+    /// Our DTLS role (server unless the offer insisted on `a=setup:passive`).
+    pub dtls_role: DtlsRole,
 }
 
 impl SessionParams {
@@ -128,6 +130,7 @@ impl SessionParams {
             dtls_timeout: Duration::from_secs(15),
             sr_interval: Duration::from_secs(1),
             receive: None,
+            dtls_role: DtlsRole::Server,
         }
     }
 }
@@ -319,7 +322,11 @@ impl ViewerSession {
         }
         Self {
             ice: IceLite::new(now, &params.ice),
-            dtls: DtlsServer::new(&params.identity, params.remote_fingerprint),
+            dtls: DtlsServer::with_role(
+                &params.identity,
+                params.remote_fingerprint,
+                params.dtls_role,
+            ),
             phase: Phase::New,
             tracks,
             identity: params.identity,
@@ -486,6 +493,15 @@ impl ViewerSession {
             self.phase = Phase::IceConnected;
             self.dtls_deadline = Some(now + self.dtls_timeout);
             self.push_event(SessionEvent::IceConnected { remote: from });
+            if self.dtls.role() == DtlsRole::Client {
+                // The response to this check goes out first (queued above), then our
+                // ClientHello; a failure here is fatal to the handshake.
+                if let Err(e) = self.dtls.connect(now) {
+                    self.close(now, CloseReason::DtlsFailed(e.to_string()));
+                    return Err(e.into());
+                }
+                self.drain_dtls();
+            }
         } else if let Some(remote) = outcome.nominated {
             self.push_event(SessionEvent::RemoteChanged { remote });
         }
