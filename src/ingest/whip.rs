@@ -165,3 +165,160 @@ async fn remove(
 ) -> Response {
     state.resources.delete(&id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{Hub, HubConfig, PublisherConfig};
+    use crate::transport::dtls::DtlsIdentity;
+    use crate::transport::rtcp::NtpClock;
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, header};
+    use std::time::Duration;
+    use tower::ServiceExt as _;
+
+    /// The offer ffmpeg 9's `whip` muxer sends (default flags: `a=setup:passive`).
+    const FFMPEG_OFFER: &str = "v=0\r\no=FFmpeg 4489045141692799359 2 IN IP4 127.0.0.1\r\n\
+s=FFmpegPublishSession\r\nt=0 0\r\na=group:BUNDLE 0 1\r\na=extmap-allow-mixed\r\n\
+a=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:56c5450b\r\na=ice-pwd:f532c5489a2a27b9837908619f8e68e5\r\n\
+a=fingerprint:sha-256 33:CC:D5:93:F4:A9:C3:DB:07:37:C3:E1:E6:7A:4F:EC:EB:78:0D:67:BB:B7:51:56:98:1B:52:33:3B:99:A7:4D\r\n\
+a=setup:passive\r\na=mid:0\r\na=sendonly\r\na=msid:FFmpeg audio\r\na=rtcp-mux\r\n\
+a=rtpmap:111 opus/48000/2\r\na=ssrc:3747628942 cname:FFmpeg\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 106 105\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:56c5450b\r\n\
+a=ice-pwd:f532c5489a2a27b9837908619f8e68e5\r\n\
+a=fingerprint:sha-256 33:CC:D5:93:F4:A9:C3:DB:07:37:C3:E1:E6:7A:4F:EC:EB:78:0D:67:BB:B7:51:56:98:1B:52:33:3B:99:A7:4D\r\n\
+a=setup:passive\r\na=mid:1\r\na=sendonly\r\na=msid:FFmpeg video\r\na=rtcp-mux\r\na=rtcp-rsize\r\n\
+a=rtpmap:106 H264/90000\r\n\
+a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42000d\r\n\
+a=rtcp-fb:106 nack\r\na=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=106\r\n\
+a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
+
+    fn state() -> (Arc<WhipState>, Arc<Mutex<Lobby>>, Arc<Hub>) {
+        let hub = Arc::new(Hub::new(HubConfig::default()));
+        let lobby = Lobby::new(8);
+        let local = LocalDescription {
+            identity: Arc::new(DtlsIdentity::generate().unwrap()),
+            candidates: vec!["127.0.0.1:4000".parse().unwrap()],
+            ntp: NtpClock::from_system(),
+            ice_connect_timeout: Duration::from_secs(10),
+            ice_consent_timeout: Duration::from_secs(30),
+            dtls_timeout: Duration::from_secs(10),
+        };
+        let keys: KeyCheck = Arc::new(|app: &str, stream: &str, key: Option<&str>| {
+            app == "live" && stream == "w" && key == Some("secret")
+        });
+        let state = Arc::new(WhipState::new(
+            local,
+            lobby.clone(),
+            Arc::new(HubTarget::new(hub.clone(), PublisherConfig::default())),
+            keys,
+            Arc::new(AtomicBool::new(true)),
+            KickList::default(),
+        ));
+        (state, lobby, hub)
+    }
+
+    async fn call(
+        router: &Router,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = router
+            .clone()
+            .oneshot(req.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    const SDP: (&str, &str) = ("content-type", "application/sdp");
+    const AUTH: (&str, &str) = ("authorization", "Bearer secret");
+
+    #[tokio::test]
+    async fn publish_lifecycle_over_http() {
+        let (state, lobby, hub) = state();
+        let app = router(state);
+        let (st, ..) = call(&app, "POST", "/whip/live/w", &[AUTH], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let (st, h, _) = call(&app, "POST", "/whip/live/w", &[SDP], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        assert_eq!(h.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        let (st, ..) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], "v=0\r\nbad").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+
+        let (st, h, answer) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::CREATED, "{answer}");
+        assert_eq!(h.get(header::CONTENT_TYPE).unwrap(), "application/sdp");
+        let location = h
+            .get(header::LOCATION)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(location.starts_with("/whip/live/w/"));
+        let etag = h.get(header::ETAG).unwrap().to_str().unwrap().to_owned();
+        // ffmpeg insisted on being the DTLS server: the edge is active; it only receives.
+        assert!(answer.contains("a=setup:active"), "{answer}");
+        assert!(answer.contains("a=recvonly"));
+        assert!(answer.contains("a=rtpmap:106 H264/90000"));
+        assert!(answer.contains("a=rtpmap:105 rtx/90000"));
+        assert!(answer.contains("a=rtpmap:111 opus/48000/2"));
+        assert!(answer.contains("a=ice-lite"));
+        assert_eq!(lobby.lock().unwrap().len(), 1);
+
+        // One publisher per key.
+        let (st, ..) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::CONFLICT);
+
+        let frag = ("content-type", "application/trickle-ice-sdpfrag");
+        let (st, ..) = call(&app, "PATCH", &location, &[frag], "a=candidate:1\r\n").await;
+        assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
+        let if_match = ("if-match", etag.as_str());
+        let (st, ..) = call(
+            &app,
+            "PATCH",
+            &location,
+            &[frag, if_match],
+            "a=candidate:1\r\n",
+        )
+        .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let restart = "a=ice-ufrag:x\r\na=ice-pwd:y\r\n";
+        let (st, ..) = call(&app, "PATCH", &location, &[frag, if_match], restart).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // DELETE ends the parked session, frees the key and ends the stream.
+        let (st, ..) = call(&app, "DELETE", &location, &[], "").await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(lobby.lock().unwrap().is_empty());
+        assert!(hub.get("live/w").is_some_and(|s| s.is_closed()));
+        let (st, ..) = call(&app, "DELETE", &location, &[], "").await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, ..) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::CREATED);
+
+        let (st, h, _) = call(&app, "OPTIONS", "/whip/live/w", &[], "").await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert!(h.contains_key(header::ACCESS_CONTROL_ALLOW_METHODS));
+    }
+
+    #[tokio::test]
+    async fn a_receive_only_offer_is_refused() {
+        let (state, ..) = state();
+        let app = router(state);
+        let offer = FFMPEG_OFFER.replace("a=sendonly", "a=recvonly");
+        let (st, _, body) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], &offer).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        assert!(body.contains("does not send"), "{body}");
+    }
+}
