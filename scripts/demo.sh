@@ -2,11 +2,14 @@
 # The main job: build, start the edge with its embedded demo stream (live/demo, looped from a
 # committed fixture), then play it with player-test over RTM (miniSDP/UDP), WHEP and HTTP-FLV,
 # printing the staged first-frame report of each. The server keeps running until Ctrl-C when
-# DEMO_KEEP=1, so you can point other players (a browser at http://127.0.0.1:8080/) at it.
+# DEMO_KEEP=1, so you can point other players (a browser at http://127.0.0.1:8080/play/live/demo) at it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p rtmlive -p player-test
-./target/release/rtmlive &
+# The demo binds loopback only (it runs in open mode, without tokens); see docs/operations.md
+# for a production configuration.
+RTMLIVE_LISTEN__MEDIA__BIND=127.0.0.1:8000 RTMLIVE_LISTEN__HTTP__BIND=127.0.0.1:8080 \
+RTMLIVE_LISTEN__RTMP__BIND=127.0.0.1:1935 ./target/release/rtmlive &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do

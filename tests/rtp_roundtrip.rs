@@ -288,6 +288,7 @@ proptest! {
             pkt.extend_from_slice(&profile.to_be_bytes());
             pkt.extend_from_slice(&data);
             for bytes in [pkt, data.clone()] {
+                let _ = rtmlive::rtp::extension_value_range(&bytes, 18);
                 if let Ok(v) = RtpView::parse(Bytes::from(bytes), &ids) {
                     let _ = v.extension_value_range(18);
                     for dep in [

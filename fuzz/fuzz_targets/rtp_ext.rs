@@ -43,6 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let mut assembler = FrameAssembler::new();
     let mut frames = Vec::new();
     for chunk in rest.split(|&b| b == 0xFE).take(64) {
+        let _ = rtmlive::rtp::extension_value_range(chunk, selector);
         if let Ok(view) = RtpView::parse(Bytes::copy_from_slice(chunk), &ids) {
             let _ = view.extension_value_range(ids.frame_seq_range.unwrap_or(21));
             assembler.push(view, &mut frames);

@@ -231,11 +231,16 @@ async fn attempt(
             let url = signal::minisdp_url(host, app, stream);
             let seq = (opts.index as u64 * 16 + attempt_no) as u16;
             match signal::minisdp_offer(&local, *version, &url, seq, token.as_deref()) {
-                Ok(offer) => {
-                    signal::rtm_exchange(&sock, server, &offer, token.as_deref(), &mut stages)
-                        .await
-                        .map(|a| (a, None))
-                }
+                Ok(offer) => signal::rtm_exchange(
+                    &sock,
+                    server,
+                    &offer,
+                    token.as_deref(),
+                    &mut stages,
+                    opts.first_frame_timeout,
+                )
+                .await
+                .map(|a| (a, None)),
                 Err(e) => Err(e),
             }
         }

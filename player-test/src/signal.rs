@@ -260,16 +260,20 @@ pub async fn rtm_exchange(
     offer: &[u8],
     token: Option<&str>,
     stages: &mut StageClock,
+    timeout: Duration,
 ) -> Result<Answer, SignalError> {
     let mut buf = vec![0u8; 2048];
-    let total: Duration = OFFER_RETRIES
-        .iter()
-        .map(|&ms| Duration::from_millis(ms))
-        .sum();
-    for wait in OFFER_RETRIES {
+    let give_up = tokio::time::Instant::now() + timeout;
+    // After the schedule, keep retransmitting at its last interval until `timeout`.
+    let last = OFFER_RETRIES[OFFER_RETRIES.len() - 1];
+    let schedule = OFFER_RETRIES.into_iter().chain(std::iter::repeat(last));
+    for wait in schedule {
+        if tokio::time::Instant::now() >= give_up {
+            break;
+        }
         sock.send_to(offer, server).await?;
         stages.mark(Stage::OfferSent, Instant::now());
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait);
+        let deadline = (tokio::time::Instant::now() + Duration::from_millis(wait)).min(give_up);
         loop {
             let r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
             let Ok(r) = r else { break };
@@ -296,7 +300,7 @@ pub async fn rtm_exchange(
             return Ok(answer);
         }
     }
-    Err(SignalError::Timeout(total))
+    Err(SignalError::Timeout(timeout))
 }
 
 /// An established WHEP resource, to DELETE at the end.

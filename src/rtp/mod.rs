@@ -21,4 +21,4 @@ pub use packetize::{
     AacMode, AudioPacketizer, AudioPacketizerConfig, PacketizeError, VideoPacketizer,
     VideoPacketizerConfig,
 };
-pub use view::{RtpError, RtpView};
+pub use view::{RtpError, RtpView, extension_value_range};

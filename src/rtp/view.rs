@@ -131,6 +131,32 @@ impl RtpView {
     }
 }
 
+/// Byte range of the value of extension element `id` in a raw RTP packet, without a full
+/// parse: for a session that rewrites timestamps or sequence numbers in its copy of a
+/// [`MediaPacket`](super::MediaPacket) (decoding-timestamp shares the RTP timestamp's clock and
+/// origin, so a timestamp shift must be applied to it as well). `None` when the packet has no
+/// such element or is malformed.
+pub fn extension_value_range(packet: &[u8], id: u8) -> Option<Range<usize>> {
+    let &b0 = packet.first()?;
+    if b0 >> 6 != 2 || b0 & 0x10 == 0 {
+        return None;
+    }
+    let pos = 12 + 4 * usize::from(b0 & 0x0F);
+    let &[p0, p1, w0, w1] = packet.get(pos..pos + 4)? else {
+        return None;
+    };
+    let start = pos + 4;
+    let end = start + 4 * usize::from(u16::from_be_bytes([w0, w1]));
+    let data = packet.get(start..end)?;
+    for el in Elements::new(u16::from_be_bytes([p0, p1]), data).ok()? {
+        let el = el.ok()?;
+        if el.id == id {
+            return Some(start + el.offset..start + el.offset + el.value.len());
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,6 +181,9 @@ mod tests {
         assert_eq!(&v.payload[..], b"hello");
         assert_eq!(v.padding, 3);
         assert_eq!(v.extension_value_range(18).unwrap(), Some(22..26));
+        assert_eq!(extension_value_range(&v.packet, 18), Some(22..26));
+        assert_eq!(extension_value_range(&v.packet, 19), None);
+        assert_eq!(extension_value_range(&v.packet[..20], 18), None);
     }
 
     #[test]

@@ -36,6 +36,7 @@ use crate::signal::StreamResolver;
 use crate::signal::auth::{TokenAuthority, TokenKind};
 use crate::signal::minisdp_udp::{MiniSdpContext, MiniSdpCounters, MiniSdpHandler};
 use crate::signal::negotiate::LocalDescription;
+use crate::signal::player_page;
 use crate::signal::whep::{self, WhepState};
 use crate::transport::dtls::DtlsIdentity;
 use crate::transport::rtcp::NtpClock;
@@ -271,7 +272,8 @@ pub async fn start(config: &Config) -> Result<RunningServer, ServerError> {
     };
     let mut app = whep::router(whep_state)
         .merge(whip::router(whip_state))
-        .merge(flv.router());
+        .merge(flv.router())
+        .merge(player_page::router());
     let admin_addr = match config.listen.admin.bind {
         Some(bind) => {
             let listener = tokio::net::TcpListener::bind(bind)

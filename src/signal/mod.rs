@@ -3,6 +3,7 @@ pub mod auth;
 pub mod http;
 pub mod minisdp_udp;
 pub mod negotiate;
+pub mod player_page;
 
 use std::sync::Arc;
 

@@ -25,7 +25,7 @@ use crate::transport::dtls::{DtlsIdentity, DtlsRole, Fingerprint};
 use crate::transport::ice_lite::IceConfig;
 use crate::transport::receiver::ReceiverConfig;
 use crate::transport::rtcp::NtpClock;
-use crate::transport::{ReceiveParams, ReceiveTrack, SessionParams, TrackParams};
+use crate::transport::{ExtensionPolicy, ReceiveParams, ReceiveTrack, SessionParams, TrackParams};
 
 /// RTM extensions the edge writes (their ids come from the offer).
 pub const SUPPORTED_EXTENSIONS: [ExtensionUri; 6] = [
@@ -84,15 +84,53 @@ pub fn random_ice_string(len: usize) -> String {
         .collect()
 }
 
-fn video_preferences(stream: &Stream) -> Vec<CodecPreference> {
-    match stream.video_config().map(|c| c.codec) {
-        Some(Codec::H265) => vec![CodecPreference::h265()],
-        Some(_) => vec![CodecPreference::by_name("H264", 90_000, None)],
+/// The offer's H.264 formats, best first for a stream of H.264 `profile_idc` (`None`: not
+/// known yet). Browsers offer each profile twice, with packetization-mode 1 and 0; mode 1 is
+/// required because the packetizer fragments (FU-A) every NAL unit larger than a packet, so a
+/// mode-0 format must never win by coming first. Among mode-1 formats the one of the stream's
+/// own profile keeps the answer truthful (Chromium offers 42001f, 42e01f, 4d001f, f4001f:
+/// answering 42001f for a Main stream plays, but a decoder may pick its implementation by
+/// the profile). Offers without fmtp (older players) still match the last, name-only entry.
+fn h264_preferences(offer: &Sdp, profile_idc: Option<u8>) -> Vec<CodecPreference> {
+    let mut prefs = Vec::new();
+    if let Some(profile_idc) = profile_idc {
+        let matching = offer
+            .media
+            .iter()
+            .filter(|m| m.kind == MediaKind::Video && m.port != 0)
+            .flat_map(|m| m.codecs_in_preference_order())
+            .filter(|c| {
+                c.name.eq_ignore_ascii_case("H264")
+                    && c.clock_rate == 90_000
+                    && c.fmtp_param("packetization-mode") == Some("1")
+            })
+            .find_map(|c| {
+                let plid = c.fmtp_param("profile-level-id")?;
+                let idc = u8::from_str_radix(plid.get(..2)?, 16).ok()?;
+                (idc == profile_idc).then(|| plid.to_owned())
+            });
+        if let Some(plid) = matching {
+            prefs.push(CodecPreference::h264(&plid));
+        }
+    }
+    prefs.push(CodecPreference {
+        required_fmtp: vec![("packetization-mode".into(), "1".into())],
+        ..CodecPreference::by_name("H264", 90_000, None)
+    });
+    prefs.push(CodecPreference::by_name("H264", 90_000, None));
+    prefs
+}
+
+fn video_preferences(stream: &Stream, offer: &Sdp) -> Vec<CodecPreference> {
+    match stream.video_config() {
+        Some(c) if c.codec == Codec::H265 => vec![CodecPreference::h265()],
+        Some(c) => h264_preferences(offer, Some(c.profile)),
         // Unknown yet (origin still connecting): H.264 is what nearly every origin carries.
-        None => vec![
-            CodecPreference::by_name("H264", 90_000, None),
-            CodecPreference::h265(),
-        ],
+        None => {
+            let mut prefs = h264_preferences(offer, None);
+            prefs.push(CodecPreference::h265());
+            prefs
+        }
     }
 }
 
@@ -153,7 +191,7 @@ pub fn negotiate(
             track_id: "audio".into(),
         }),
         video: Some(SdpTrack {
-            codecs: video_preferences(stream),
+            codecs: video_preferences(stream, offer),
             direction: Direction::SendOnly,
             ssrc: video_ssrc,
             rtx_ssrc: None,
@@ -183,7 +221,7 @@ pub fn negotiate(
     if tracks.is_empty() {
         return Err(NegotiateError::NoCodec);
     }
-    let session = session_params(
+    let mut session = session_params(
         local,
         &local_ufrag,
         local_pwd,
@@ -191,6 +229,7 @@ pub fn negotiate(
         remote_fingerprint,
         tracks,
     );
+    session.extensions = extension_policy(&answer);
     Ok(Negotiation {
         answer,
         session,
@@ -364,6 +403,38 @@ fn session_params(
     session
 }
 
+/// The stream's id of each RTM extension (what the publisher writes into the shared packets).
+fn stream_id(uri: ExtensionUri) -> Option<u8> {
+    use crate::rtp::ext::RtmExt;
+    let e = match uri {
+        ExtensionUri::DecodingTimestamp => RtmExt::DecodingTimestamp,
+        ExtensionUri::CompositionTime => RtmExt::CompositionTime,
+        ExtensionUri::FrameSeqRange => RtmExt::FrameSeqRange,
+        ExtensionUri::FrameType => RtmExt::FrameType,
+        ExtensionUri::ReferenceFrameTimestamp => RtmExt::ReferenceFrameTimestamp,
+        ExtensionUri::AacConfig => RtmExt::AacConfig,
+        _ => return None,
+    };
+    Some(e.default_id())
+}
+
+/// Which of the stream's extensions the viewer accepted, under which ids: the answer keeps the
+/// offer's ids for the extensions the edge implements (BUNDLE shares one id space).
+fn extension_policy(answer: &Sdp) -> ExtensionPolicy {
+    let mut pairs: Vec<(u8, u8)> = Vec::new();
+    for m in answer.media.iter().filter(|m| m.port != 0) {
+        for uri in SUPPORTED_EXTENSIONS {
+            if let (Some(from), Some(to)) = (stream_id(uri), m.extension_id(uri))
+                && let Ok(to) = u8::try_from(to)
+                && !pairs.iter().any(|&(f, _)| f == from)
+            {
+                pairs.push((from, to));
+            }
+        }
+    }
+    ExtensionPolicy::from_pairs(&pairs)
+}
+
 /// `app/stream` from a stream URL (`webrtc://host/app/stream?query`, `rtm://…`, or a path).
 /// The last two path segments name the stream, so URLs with a longer prefix path still work.
 pub fn stream_key(url: &str) -> Option<String> {
@@ -393,6 +464,69 @@ pub fn stream_key(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Chromium 156's H.264 formats, reordered so a packetization-mode 0 format comes first.
+    const BROWSER_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96 104 102 116\r\nc=IN IP4 0.0.0.0\r\n\
+a=ice-ufrag:VujA\r\na=ice-pwd:ZWbAamS4RchY1RcoEd/oIizS\r\n\
+a=fingerprint:sha-256 44:C2:CE:4A:E5:BE:79:E0:61:1E:55:15:85:94:02:73:30:E8:42:45:9E:36:47:AF:15:43:AA:56:29:0A:0F:39\r\n\
+a=setup:actpass\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+a=rtpmap:96 VP8/90000\r\n\
+a=rtpmap:104 H264/90000\r\n\
+a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n\
+a=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+a=rtpmap:116 H264/90000\r\n\
+a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f\r\n";
+
+    fn chosen_h264_pt(offer: &Sdp, profile_idc: Option<u8>) -> u8 {
+        let params = AnswerParams {
+            ice_ufrag: "ufrag".into(),
+            ice_pwd: "0123456789012345678901".into(),
+            fingerprint: SdpFingerprint {
+                hash: HashFunction::Sha256,
+                digest: vec![0; 32],
+            },
+            candidates: Vec::new(),
+            ice_lite: true,
+            session_id: 1,
+            cname: "c".into(),
+            stream_id: "s".into(),
+            audio: None,
+            video: Some(SdpTrack {
+                codecs: h264_preferences(offer, profile_idc),
+                direction: Direction::SendOnly,
+                ssrc: 1,
+                rtx_ssrc: None,
+                track_id: "video".into(),
+            }),
+            extensions: Vec::new(),
+        };
+        let answer = rtm_sdp::sdp::answer::build_answer(offer, &params).expect("answer");
+        let video = answer.media.first().expect("video section");
+        video.codecs_in_preference_order()[0].pt
+    }
+
+    #[test]
+    fn h264_answer_prefers_the_streams_profile_and_never_packetization_mode_0() {
+        let offer = Sdp::parse(BROWSER_OFFER).expect("offer parses");
+        // Main (77 = 0x4d) stream: the Main format.
+        assert_eq!(chosen_h264_pt(&offer, Some(0x4d)), 116);
+        // High (100) is not offered: the first mode-1 format, not the mode-0 one listed first.
+        assert_eq!(chosen_h264_pt(&offer, Some(100)), 102);
+        assert_eq!(chosen_h264_pt(&offer, None), 102);
+        // A player that sends no fmtp at all still gets H.264.
+        let bare = Sdp::parse(
+            &BROWSER_OFFER
+                .lines()
+                .filter(|l| !l.starts_with("a=fmtp"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        )
+        .expect("offer parses");
+        assert_eq!(chosen_h264_pt(&bare, Some(0x4d)), 104);
+    }
 
     #[test]
     fn stream_keys() {

@@ -8,6 +8,7 @@
 pub mod amplification;
 pub mod demux;
 pub mod dtls;
+pub mod ext_policy;
 pub mod ice_lite;
 pub mod receiver;
 pub mod rtcp;
@@ -19,6 +20,7 @@ pub mod stun;
 
 pub use demux::{DatagramKind, classify};
 pub use dtls::{DtlsIdentity, Fingerprint};
+pub use ext_policy::ExtensionPolicy;
 pub use session::{
     CloseReason, ReceiveParams, ReceiveTrack, Received, SessionError, SessionEvent, SessionParams,
     SessionStats, TrackParams, Transmit, ViewerSession,

@@ -33,6 +33,7 @@ use bytes::{Bytes, BytesMut};
 use super::amplification::AmplificationBudget;
 use super::demux::{DatagramKind, classify};
 use super::dtls::{DtlsError, DtlsIdentity, DtlsRole, DtlsServer, Fingerprint};
+use super::ext_policy::ExtensionPolicy;
 use super::ice_lite::{IceConfig, IceLite, IceTimeout};
 use super::receiver::{ReceiverConfig, RtpReceiver};
 use super::rtcp::{self, Feedback, NtpClock, RtcpError, SenderInfo};
@@ -110,6 +111,8 @@ pub struct SessionParams {
     pub receive: Option<ReceiveParams>,
     /// Our DTLS role (server unless the offer insisted on `a=setup:passive`).
     pub dtls_role: DtlsRole,
+    /// What the viewer gets of the stream's RTP header extensions (plain RTP for browsers).
+    pub extensions: ExtensionPolicy,
 }
 
 impl SessionParams {
@@ -131,6 +134,7 @@ impl SessionParams {
             sr_interval: Duration::from_secs(1),
             receive: None,
             dtls_role: DtlsRole::Server,
+            extensions: ExtensionPolicy::Keep,
         }
     }
 }
@@ -288,6 +292,7 @@ pub struct ViewerSession {
     next_sr: Option<Instant>,
     stats: SessionStats,
     receive: Option<Box<ReceiveSide>>,
+    extensions: ExtensionPolicy,
 }
 
 fn track_index(kind: TrackKind) -> usize {
@@ -338,6 +343,7 @@ impl ViewerSession {
             dtls_deadline: None,
             dtls_timeout: params.dtls_timeout,
             sr_interval: params.sr_interval,
+            extensions: params.extensions,
             next_sr: None,
             stats: SessionStats::default(),
             receive: params.receive.map(|r| {
@@ -811,8 +817,9 @@ impl ViewerSession {
         let Some(track) = &mut self.tracks[track_index(pkt.track)] else {
             return Ok(None);
         };
-        let data =
-            SCRATCH.with(|s| srtp.protect_media(pkt, &track.rewrite, &mut s.borrow_mut()))?;
+        let data = SCRATCH.with(|s| {
+            srtp.protect_media(pkt, &track.rewrite, &self.extensions, &mut s.borrow_mut())
+        })?;
         track.packets = track.packets.wrapping_add(1);
         track.octets = track
             .octets

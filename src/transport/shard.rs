@@ -30,6 +30,12 @@ use crate::rtp::MediaPacket;
 
 /// Addresses indexed per session (offer source + ICE-verified addresses).
 const MAX_ADDRS_PER_SESSION: usize = 5;
+/// DTLS datagrams held per shard from addresses no session knows yet (see `early_dtls`).
+const MAX_EARLY_DTLS: usize = 64;
+/// How long such a datagram is held.
+const EARLY_DTLS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+/// Largest datagram held (a ClientHello is a few hundred bytes).
+const MAX_EARLY_DTLS_LEN: usize = 1500;
 
 /// Where a session's media comes from: the lead implements it over the hub's subscription.
 pub trait MediaSource: Send {
@@ -224,6 +230,11 @@ pub struct Shard {
     events: Vec<(SessionId, SessionEvent)>,
     media: Vec<MediaPacket>,
     stats: ShardStats,
+    /// DTLS from addresses no session knows yet, held briefly. A WHEP client sends its
+    /// ClientHello right behind its first STUN check and the two may be handled in either
+    /// order; dropping the ClientHello would cost a DTLS retransmission (1 s). Bounded in
+    /// count, size and age, so junk cannot grow it.
+    early_dtls: std::collections::VecDeque<(Instant, SocketAddr, Box<[u8]>)>,
 }
 
 /// What a [`SignalingHandler`] may do to the shard while handling one datagram.
@@ -319,6 +330,7 @@ impl Shard {
             events: Vec::new(),
             media: Vec::new(),
             stats: ShardStats::default(),
+            early_dtls: std::collections::VecDeque::new(),
         }
     }
 
@@ -458,6 +470,7 @@ impl Shard {
                     // Already handled (adopted from the lobby) or unknown.
                     if let Some(s) = self.adopt_from_lobby(now, from, data) {
                         self.index_verified(s, from);
+                        self.replay_early_dtls(s, from, now);
                         self.collect(s, now);
                     } else {
                         self.stats.unmatched += 1;
@@ -465,6 +478,10 @@ impl Shard {
                     return;
                 }
             },
+            None if kind == DatagramKind::Dtls => {
+                self.hold_early_dtls(now, from, data);
+                return;
+            }
             None => None,
         };
         let Some(slot) = slot else {
@@ -479,7 +496,49 @@ impl Shard {
             self.stats.session_errors += 1;
         }
         self.index_verified(slot, from);
+        if kind == DatagramKind::Stun {
+            self.replay_early_dtls(slot, from, now);
+        }
         self.collect(slot, now);
+    }
+
+    fn hold_early_dtls(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        self.stats.unmatched += 1;
+        while self
+            .early_dtls
+            .front()
+            .is_some_and(|(at, _, _)| now.saturating_duration_since(*at) > EARLY_DTLS_TTL)
+        {
+            self.early_dtls.pop_front();
+        }
+        if data.len() <= MAX_EARLY_DTLS_LEN {
+            if self.early_dtls.len() >= MAX_EARLY_DTLS {
+                self.early_dtls.pop_front();
+            }
+            self.early_dtls.push_back((now, from, data.into()));
+        }
+    }
+
+    /// Feeds `slot` the DTLS held from `from`, once ICE verified that address.
+    fn replay_early_dtls(&mut self, slot: u32, from: SocketAddr, now: Instant) {
+        if self.early_dtls.is_empty() || !self.by_addr.get(&from).is_some_and(|&s| s == slot) {
+            return;
+        }
+        let mut held = Vec::new();
+        self.early_dtls.retain(|(at, addr, data)| {
+            let mine = *addr == from && now.saturating_duration_since(*at) <= EARLY_DTLS_TTL;
+            if mine {
+                held.push(data.clone());
+            }
+            !mine && *addr != from
+        });
+        if let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+            for d in held {
+                if entry.session.handle_datagram(now, from, &d).is_err() {
+                    self.stats.session_errors += 1;
+                }
+            }
+        }
     }
 
     /// Indexes `from` for `slot` once ICE verified it.

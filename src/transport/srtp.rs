@@ -17,7 +17,9 @@ use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use rtc_srtp::protection_profile::ProtectionProfile;
 
 use super::dtls::SrtpKeys;
+use super::ext_policy::ExtensionPolicy;
 use crate::rtp::MediaPacket;
+use crate::rtp::ext::RtmExt;
 
 /// SRTCP replay window for inbound RTCP (RFC 3711 §3.3.2 suggests at least 64).
 const REPLAY_WINDOW: usize = 128;
@@ -48,8 +50,9 @@ pub struct Rewrite {
 
 impl Rewrite {
     /// Whether `pkt` can be protected as is.
-    fn is_identity_for(&self, pkt: &[u8]) -> bool {
-        self.seq_offset == 0
+    fn is_identity_for(&self, pkt: &[u8], ext: &ExtensionPolicy) -> bool {
+        ext.is_keep()
+            && self.seq_offset == 0
             && self.ts_offset == 0
             && pkt.get(8..12) == Some(&self.ssrc.to_be_bytes()[..])
             && pkt.get(1).map(|b| b & 0x7F) == Some(self.payload_type)
@@ -65,14 +68,28 @@ impl Rewrite {
         viewer_seq.wrapping_sub(self.seq_offset)
     }
 
-    /// Copies `pkt` into `scratch` with this rewrite applied.
-    fn apply(&self, pkt: &MediaPacket, scratch: &mut Vec<u8>) -> Result<(), SrtpError> {
+    /// Copies `pkt` into `scratch` with this rewrite and the extension policy applied.
+    fn apply(
+        &self,
+        pkt: &MediaPacket,
+        ext: &ExtensionPolicy,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), SrtpError> {
         let src = &pkt.bytes[..];
         if src.len() < 12 {
             return Err(SrtpError::ShortPacket);
         }
-        scratch.clear();
-        scratch.extend_from_slice(src);
+        let range_at = match ext {
+            ExtensionPolicy::Keep => {
+                scratch.clear();
+                scratch.extend_from_slice(src);
+                pkt.seq_range_offset
+            }
+            _ => ext
+                .copy(src, scratch, Some(RtmExt::FrameSeqRange.default_id()))
+                .map_err(|_| SrtpError::ShortPacket)?
+                .and_then(|o| u16::try_from(o).ok()),
+        };
         scratch[1] = (scratch[1] & 0x80) | (self.payload_type & 0x7F);
         let seq = u16::from_be_bytes([scratch[2], scratch[3]]).wrapping_add(self.seq_offset);
         scratch[2..4].copy_from_slice(&seq.to_be_bytes());
@@ -80,7 +97,7 @@ impl Rewrite {
             .wrapping_add(self.ts_offset);
         scratch[4..8].copy_from_slice(&ts.to_be_bytes());
         scratch[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        if let Some(off) = pkt.seq_range_offset
+        if let Some(off) = range_at
             && self.seq_offset != 0
         {
             let o = usize::from(off);
@@ -139,12 +156,13 @@ impl SrtpSession {
         &mut self,
         pkt: &MediaPacket,
         rewrite: &Rewrite,
+        ext: &ExtensionPolicy,
         scratch: &mut Vec<u8>,
     ) -> Result<BytesMut, SrtpError> {
-        if rewrite.is_identity_for(&pkt.bytes) {
+        if rewrite.is_identity_for(&pkt.bytes, ext) {
             return Ok(self.tx.encrypt_rtp(&pkt.bytes)?);
         }
-        rewrite.apply(pkt, scratch)?;
+        rewrite.apply(pkt, ext, scratch)?;
         Ok(self.tx.encrypt_rtp(scratch)?)
     }
 
@@ -211,7 +229,7 @@ mod tests {
         };
         let mut s = Vec::new();
         let p = packet(true);
-        r.apply(&p, &mut s).unwrap();
+        r.apply(&p, &ExtensionPolicy::Keep, &mut s).unwrap();
         assert_eq!(s[1], 100);
         assert_eq!(&s[2..4], &[0x12, 0x44]);
         assert_eq!(&s[4..8], &[0, 0, 0x10, 5]);
@@ -230,7 +248,8 @@ mod tests {
             seq_offset: 0,
             ts_offset: 0,
         };
-        assert!(id.is_identity_for(&p.bytes));
+        assert!(id.is_identity_for(&p.bytes, &ExtensionPolicy::Keep));
+        assert!(!id.is_identity_for(&p.bytes, &ExtensionPolicy::Strip));
         let mut bad = packet(true);
         bad.seq_range_offset = Some(200);
         let r = Rewrite {
@@ -238,7 +257,7 @@ mod tests {
             ..id
         };
         assert!(matches!(
-            r.apply(&bad, &mut Vec::new()),
+            r.apply(&bad, &ExtensionPolicy::Keep, &mut Vec::new()),
             Err(SrtpError::BadSeqRangeOffset(200))
         ));
     }

@@ -25,7 +25,7 @@ mod video;
 mod writer;
 
 pub use audio::{AacMode, AudioPacketizer, AudioPacketizerConfig};
-pub use video::{VideoPacketizer, VideoPacketizerConfig};
+pub use video::{VIDEO_CLOCK_RATE, VideoPacketizer, VideoPacketizerConfig};
 
 use crate::media::Codec;
 
