@@ -135,7 +135,8 @@ async fn create(
     };
     let now = Instant::now();
     tracing::info!(stream = %key, "WHIP publish negotiated");
-    let ingest = RtpIngest::new(sink, now, Some(Box::new(claim)));
+    let (id, etag, token) = state.resources.create(ufrag);
+    let ingest = RtpIngest::new(sink, now, Some(Box::new((claim, token))));
     let session = ViewerSession::new(now, neg.session);
     let inserted = state
         .lobby
@@ -145,7 +146,6 @@ async fn create(
     if let Some(r) = lobby_refusal(inserted) {
         return r;
     }
-    let (id, etag) = state.resources.create(ufrag);
     let location = format!("/whip/{app}/{stream}/{id}", stream = key_stream(&key));
     created(neg.answer.to_sdp_string(), &location, &etag)
 }
@@ -247,7 +247,7 @@ a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
     #[tokio::test]
     async fn publish_lifecycle_over_http() {
         let (state, lobby, hub) = state();
-        let app = router(state);
+        let app = router(state.clone());
         let (st, ..) = call(&app, "POST", "/whip/live/w", &[AUTH], FFMPEG_OFFER).await;
         assert_eq!(st, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let (st, h, _) = call(&app, "POST", "/whip/live/w", &[SDP], FFMPEG_OFFER).await;
@@ -306,6 +306,15 @@ a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
         assert_eq!(st, StatusCode::NOT_FOUND);
         let (st, ..) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], FFMPEG_OFFER).await;
         assert_eq!(st, StatusCode::CREATED);
+        // A session that ends without DELETE is forgotten by the HTTP side.
+        lobby
+            .lock()
+            .unwrap()
+            .expire(Instant::now() + Duration::from_secs(60));
+        assert!(lobby.lock().unwrap().is_empty());
+        let (st, ..) = call(&app, "POST", "/whip/live/w", &[SDP, AUTH], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(state.resources.len(), 1);
 
         let (st, h, _) = call(&app, "OPTIONS", "/whip/live/w", &[], "").await;
         assert_eq!(st, StatusCode::NO_CONTENT);

@@ -7,7 +7,7 @@
 //! with `DELETE`. Only what the session carries (media out or in) differs.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -116,7 +116,13 @@ pub fn created(answer_sdp: String, location: &str, etag: &str) -> Response {
 struct Resource {
     ufrag: String,
     etag: String,
+    /// Dead once the session is gone (the session holds the [`SessionToken`]).
+    alive: Weak<()>,
 }
+
+/// Held by a session's media side for as long as the session lives: lets [`Resources`] forget
+/// sessions that ended without a `DELETE` (BYE, consent expiry, never connected).
+pub type SessionToken = Arc<()>;
 
 /// The sessions created over HTTP, by their unguessable id (the last segment of the session
 /// URL), with what `PATCH` and `DELETE` need.
@@ -135,21 +141,35 @@ impl Resources {
         }
     }
 
-    /// Records a new session (local ICE ufrag `ufrag`); returns its id and ETag.
-    pub fn create(&self, ufrag: String) -> (String, String) {
+    /// Records a new session (local ICE ufrag `ufrag`) and forgets those that ended; returns
+    /// the new session's id and ETag, and the token its media side must hold.
+    pub fn create(&self, ufrag: String) -> (String, String, SessionToken) {
         let id = random_ice_string(22).replace(['+', '/'], "x");
         let etag = format!("\"{}\"", random_ice_string(12).replace(['+', '/'], "y"));
+        let token = SessionToken::default();
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        map.retain(|_, r| r.alive.strong_count() > 0);
+        map.insert(
+            id.clone(),
+            Resource {
+                ufrag,
+                etag: etag.clone(),
+                alive: Arc::downgrade(&token),
+            },
+        );
+        (id, etag, token)
+    }
+
+    /// Sessions known (ended ones are forgotten on the next [`Self::create`]).
+    pub fn len(&self) -> usize {
         self.map
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                id.clone(),
-                Resource {
-                    ufrag,
-                    etag: etag.clone(),
-                },
-            );
-        (id, etag)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// `PATCH` on a session URL: trickle candidates are accepted (204) and ignored; an ICE

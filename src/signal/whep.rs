@@ -146,18 +146,19 @@ async fn create(
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let session = ViewerSession::new(Instant::now(), neg.session);
+    let (id, etag, token) = state.resources.create(ufrag);
+    let hold: Box<dyn Send> = Box::new((resolved.hold, token));
     let inserted = state
         .lobby
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(
             session,
-            Box::new(HubSource::new(&resolved.stream).with_hold(resolved.hold)),
+            Box::new(HubSource::new(&resolved.stream).with_hold(Some(hold))),
         );
     if let Some(r) = lobby_refusal(inserted) {
         return r;
     }
-    let (id, etag) = state.resources.create(ufrag);
     let location = format!("/whep/{app}/{stream}/{id}", stream = key_stream(&key));
     created(neg.answer.to_sdp_string(), &location, &etag)
 }

@@ -127,7 +127,7 @@ impl ExtensionPolicy {
             }
             out.extend_from_slice(&body[start..start + len]);
         }
-        while (out.len() - block_start) % 4 != 0 {
+        while !(out.len() - block_start).is_multiple_of(4) {
             out.push(0);
         }
         let words = ((out.len() - block_start - 4) / 4) as u16;

@@ -521,7 +521,7 @@ impl Shard {
 
     /// Feeds `slot` the DTLS held from `from`, once ICE verified that address.
     fn replay_early_dtls(&mut self, slot: u32, from: SocketAddr, now: Instant) {
-        if self.early_dtls.is_empty() || !self.by_addr.get(&from).is_some_and(|&s| s == slot) {
+        if self.early_dtls.is_empty() || self.by_addr.get(&from).is_none_or(|&s| s != slot) {
             return;
         }
         let mut held = Vec::new();
