@@ -296,14 +296,39 @@ fn anti_amplification_before_verification() {
     );
     assert_eq!(drain(&mut session).len(), 1);
 
-    // A ClientHello before the STUN check is parked, not answered...
+    // A cookieless ClientHello before the STUN check (sent right behind the offer) is
+    // answered at once with the HelloVerifyRequest, inside the budget...
     client.start_dtls(t0);
     let hello = client.outgoing();
-    for d in &hello {
-        assert!(session.handle_datagram(t0, client_addr(), d).is_err());
-    }
+    assert_eq!(hello.len(), 1);
+    let before = session.send_allowance(client_addr());
+    session
+        .handle_datagram(t0, client_addr(), &hello[0])
+        .unwrap();
+    let hvr = drain(&mut session);
+    assert_eq!(hvr.len(), 1, "one HelloVerifyRequest");
+    assert_eq!(
+        hvr[0].data.get(13),
+        Some(&3),
+        "handshake type hello_verify_request"
+    );
+    assert!(hvr[0].data.len() < hello[0].len());
+    assert_eq!(
+        session.send_allowance(client_addr()),
+        before + 3 * hello[0].len() as u64 - hvr[0].data.len() as u64
+    );
+    // ...but the ClientHello with the cookie (which would get the certificate flight) is
+    // parked until ICE verifies the address...
+    client.receive_dtls(t0, &hvr[0].data);
+    let hello2 = client.outgoing();
+    assert_eq!(hello2.len(), 1);
+    assert!(
+        session
+            .handle_datagram(t0, client_addr(), &hello2[0])
+            .is_err()
+    );
     assert!(drain(&mut session).is_empty());
-    // ...and answered as soon as ICE verifies the address (no client retransmission needed).
+    // ...and answered as soon as it does (no client retransmission needed).
     session
         .handle_datagram(t0, client_addr(), &client.binding_request(SERVER_PWD, true))
         .unwrap();
@@ -312,6 +337,7 @@ fn anti_amplification_before_verification() {
         out.len() >= 2,
         "STUN response plus the parked ClientHello's reply"
     );
+    assert_eq!(out[1].data.get(13), Some(&2), "ServerHello flight");
     assert_eq!(session.send_allowance(client_addr()), u64::MAX);
 }
 

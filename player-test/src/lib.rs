@@ -27,6 +27,7 @@ pub mod rtp_in;
 pub mod seq;
 pub mod session;
 pub mod signal;
+pub mod sim;
 pub mod url;
 
 pub use play::{PlayOptions, play, play_async};

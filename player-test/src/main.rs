@@ -94,9 +94,13 @@ struct PlayArgs {
     #[arg(long, default_value_t = 3)]
     max_repulls: u32,
     /// Send the DTLS ClientHello only after the ICE check succeeded (default: right behind the
-    /// first STUN request).
-    #[arg(long)]
+    /// miniSDP offer for RTM, right behind the first STUN request for WHEP).
+    #[arg(long, conflicts_with = "dtls_with_check")]
     dtls_after_ice: bool,
+    /// Send the DTLS ClientHello right behind the first STUN request, not behind the miniSDP
+    /// offer (one round trip more; for comparison).
+    #[arg(long)]
+    dtls_with_check: bool,
     /// Decode H.264 (build with --features decode): first frame = first decoded picture.
     #[arg(long)]
     decode: bool,
@@ -254,8 +258,10 @@ fn play(a: PlayArgs) -> ExitCode {
             },
             dtls_start: if a.dtls_after_ice {
                 DtlsStart::AfterIce
-            } else {
+            } else if a.dtls_with_check {
                 DtlsStart::WithFirstCheck
+            } else {
+                DtlsStart::WithOffer
             },
             deliver_frames: a.decode,
             ..SessionConfig::default()

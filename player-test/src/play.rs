@@ -12,13 +12,14 @@ use rtmlive::media::TrackKind;
 use rtmlive::media::flv::{DemuxEvent, FlvDemuxer};
 use tokio::net::UdpSocket;
 
+use crate::client::dtls::DtlsClient;
 use crate::http;
 use crate::impair::{Impairment, LinkSpec};
 use crate::jitter::JitterStats;
 use crate::measure::{BitrateMeter, Stage, StageClock};
 use crate::playout::Playout;
 use crate::report::{LossReport, SessionReport};
-use crate::session::{LocalParams, Session, SessionConfig, SessionError};
+use crate::session::{DtlsStart, LocalParams, Session, SessionConfig, SessionError};
 use crate::signal::{self, SignalError};
 use crate::url::{DEFAULT_RTM_PORT, Target};
 
@@ -218,6 +219,22 @@ async fn attempt(
         Ok(l) => l,
         Err(e) => return fail(e.to_string()),
     };
+    let local_addr = sock.local_addr().unwrap_or(bind);
+    // Fast start (RTM): the ClientHello leaves right behind the offer.
+    let mut early = match (target, opts.session.dtls_start) {
+        (Target::Rtm { .. }, DtlsStart::WithOffer) => {
+            match DtlsClient::before_answer(
+                local_addr,
+                server,
+                &local.certificate,
+                provider.clone(),
+            ) {
+                Ok(d) => Some(d),
+                Err(e) => return fail(e.to_string()),
+            }
+        }
+        _ => None,
+    };
     let signaled: Result<(signal::Answer, Option<signal::WhepResource>), SignalError> = match target
     {
         Target::Rtm {
@@ -238,6 +255,7 @@ async fn attempt(
                     token.as_deref(),
                     &mut stages,
                     opts.first_frame_timeout,
+                    early.as_mut(),
                 )
                 .await
                 .map(|a| (a, None)),
@@ -268,18 +286,29 @@ async fn attempt(
             return (r, false);
         }
     };
-    let local_addr = sock.local_addr().unwrap_or(bind);
     let remote = answer.remote.media_addr;
     let now = Instant::now();
-    let mut session = match Session::new(
-        opts.session.clone(),
-        local_addr,
-        &local,
-        answer.remote,
-        provider.clone(),
-        stages,
-        now,
-    ) {
+    let started = match early {
+        Some(dtls) if dtls.is_started() => Session::with_dtls(
+            opts.session.clone(),
+            &local,
+            answer.remote,
+            provider.clone(),
+            stages,
+            now,
+            dtls,
+        ),
+        _ => Session::new(
+            opts.session.clone(),
+            local_addr,
+            &local,
+            answer.remote,
+            provider.clone(),
+            stages,
+            now,
+        ),
+    };
+    let mut session = match started {
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };

@@ -70,9 +70,14 @@ pub struct RemoteParams {
 /// When the DTLS ClientHello leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DtlsStart {
-    /// Right behind the first STUN request (one round trip saved; the server has verified our
-    /// address by the time the ClientHello, next in the same flow, reaches it).
+    /// Right behind the miniSDP offer, before the answer ([`DtlsClient::before_answer`], then
+    /// [`Session::with_dtls`]): the edge answers it with its HelloVerifyRequest together with
+    /// the answer, so the cookie round trip overlaps offer/answer (3 RTT to media). WHEP
+    /// offers go over HTTP to another port: there it behaves as `WithFirstCheck`.
     #[default]
+    WithOffer,
+    /// Right behind the first STUN request (the server has verified our address by the time
+    /// the ClientHello, next in the same flow, reaches it): 4 RTT to media.
     WithFirstCheck,
     /// Only after the STUN check succeeded (conservative, one more round trip).
     AfterIce,
@@ -174,6 +179,42 @@ impl Session {
         stages: StageClock,
         now: Instant,
     ) -> Result<Self, SessionError> {
+        let dtls = DtlsClient::new(
+            local_addr,
+            remote.media_addr,
+            &local.certificate,
+            remote.fingerprint,
+            provider.clone(),
+        )?;
+        Self::with_dtls(config, local, remote, provider, stages, now, dtls)
+    }
+
+    /// Like [`Self::new`], continuing a DTLS handshake the driver started before the answer
+    /// ([`DtlsClient::before_answer`]: the ClientHello sent right behind the miniSDP offer,
+    /// which the edge answers with its HelloVerifyRequest at once, saving one round trip).
+    /// The answer's fingerprint is installed into it here. If the answer names another media
+    /// address than the one the early ClientHello went to, that handshake is abandoned and a
+    /// fresh one starts with the first STUN check.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_dtls(
+        config: SessionConfig,
+        local: &LocalParams,
+        remote: RemoteParams,
+        provider: Arc<dyn RTCCryptoProvider>,
+        stages: StageClock,
+        now: Instant,
+        mut dtls: DtlsClient,
+    ) -> Result<Self, SessionError> {
+        if dtls.remote() != remote.media_addr {
+            dtls = DtlsClient::new(
+                dtls.local(),
+                remote.media_addr,
+                &local.certificate,
+                remote.fingerprint,
+                provider.clone(),
+            )?;
+        }
+        dtls.set_expected(remote.fingerprint);
         let mut tb = [0u8; 12];
         provider
             .random()
@@ -189,13 +230,6 @@ impl Session {
             tie,
             now,
         );
-        let dtls = DtlsClient::new(
-            local_addr,
-            remote.media_addr,
-            &local.certificate,
-            remote.fingerprint,
-            provider.clone(),
-        )?;
         let mut jcfg = config.jitter;
         jcfg.audio_clock = remote.audio_clock;
         Ok(Self {
@@ -293,7 +327,7 @@ impl Session {
         match self.stun.poll_transmit(now) {
             Ok(Some(req)) => {
                 self.transmits.push_back(req);
-                if self.config.dtls_start == DtlsStart::WithFirstCheck {
+                if self.config.dtls_start != DtlsStart::AfterIce {
                     self.dtls.start(now)?;
                 }
             }

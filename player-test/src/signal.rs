@@ -15,7 +15,7 @@ use rtmlive::rtp::ExtensionIds;
 use rtmlive::rtp::ext::RtmExt;
 use tokio::net::UdpSocket;
 
-use crate::client::dtls::Fingerprint;
+use crate::client::dtls::{DtlsClient, Fingerprint};
 use crate::http;
 use crate::measure::{Stage, StageClock};
 use crate::rtp_in::{RtpInput, TrackMap};
@@ -253,7 +253,9 @@ pub fn read_answer(ans: &Sdp, server: SocketAddr) -> Result<Answer, SignalError>
 const OFFER_RETRIES: [u64; 6] = [200, 300, 500, 800, 1200, 2000];
 
 /// RTM: sends the offer to `server` on `sock` and waits for the answer (retransmitting).
-/// Marks `OfferSent` and `Answer`.
+/// Marks `OfferSent` and `Answer`. With `early` (a [`DtlsClient::before_answer`]), its
+/// ClientHello leaves right behind the first offer and DTLS datagrams that arrive before the
+/// answer (the HelloVerifyRequest) are fed to it and its replies sent.
 pub async fn rtm_exchange(
     sock: &UdpSocket,
     server: SocketAddr,
@@ -261,6 +263,7 @@ pub async fn rtm_exchange(
     token: Option<&str>,
     stages: &mut StageClock,
     timeout: Duration,
+    mut early: Option<&mut DtlsClient>,
 ) -> Result<Answer, SignalError> {
     let mut buf = vec![0u8; 2048];
     let give_up = tokio::time::Instant::now() + timeout;
@@ -272,13 +275,35 @@ pub async fn rtm_exchange(
             break;
         }
         sock.send_to(offer, server).await?;
-        stages.mark(Stage::OfferSent, Instant::now());
+        let now = Instant::now();
+        stages.mark(Stage::OfferSent, now);
+        if let Some(dtls) = early.as_deref_mut() {
+            if dtls.start(now).is_err() {
+                early = None;
+            } else {
+                while let Some(d) = dtls.poll_transmit() {
+                    sock.send_to(&d, server).await?;
+                }
+            }
+        }
         let deadline = (tokio::time::Instant::now() + Duration::from_millis(wait)).min(give_up);
         loop {
             let r = tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await;
             let Ok(r) = r else { break };
             let (n, from) = r?;
-            if from.ip() != server.ip() || !minisdp::is_minisdp(&buf[..n]) {
+            if from.ip() != server.ip() {
+                continue;
+            }
+            if let (Some(dtls), Some(20..=63)) = (early.as_deref_mut(), buf.first()) {
+                // The HelloVerifyRequest overtook the answer: continue the handshake.
+                if dtls.handle(Instant::now(), &buf[..n]).is_ok() {
+                    while let Some(d) = dtls.poll_transmit() {
+                        sock.send_to(&d, server).await?;
+                    }
+                }
+                continue;
+            }
+            if !minisdp::is_minisdp(&buf[..n]) {
                 continue;
             }
             let Ok(m) = MiniSdp::decode(&buf[..n]) else {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtm_sdp::minisdp::{
@@ -169,20 +169,28 @@ impl MiniSdpHandler {
             return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
         };
         if let Some(tokens) = &self.ctx.tokens {
-            let now_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            // From the server's clock anchor, not the wall clock: the handler is sans-IO.
+            let now_unix = self.ctx.local.ntp.unix_secs(now);
             let ip = from.ip().to_string();
+            let client = [ip.as_bytes(), offer.ice_ufrag.as_bytes()];
+            let verify = |t: &[u8]| {
+                tokens
+                    .verify(t, TokenKind::Pull, &key, now_unix, &client)
+                    .is_ok()
+            };
+            // AUTH carries the token's bytes, or its base64url text as the player got it in
+            // `?token=` (what player-test sends).
             let ok = !offer.auth.is_empty()
-                && tokens
-                    .verify(
-                        &offer.auth,
-                        TokenKind::Pull,
-                        &key,
-                        now_unix,
-                        &[ip.as_bytes(), offer.ice_ufrag.as_bytes()],
-                    )
-                    .is_ok();
+                && (verify(&offer.auth)
+                    || std::str::from_utf8(&offer.auth)
+                        .ok()
+                        .and_then(|text| {
+                            use base64::Engine as _;
+                            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                                .decode(text.trim().trim_end_matches('='))
+                                .ok()
+                        })
+                        .is_some_and(|raw| verify(&raw)));
             if !ok {
                 return self.reply_error(reg, &offer, Status::AUTH_ERROR);
             }

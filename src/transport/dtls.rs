@@ -171,6 +171,30 @@ impl DtlsIdentity {
     }
 }
 
+/// Whether `data` is a DTLS record carrying the start of a ClientHello **without a cookie**
+/// (RFC 6347 §4.2.1): the one message a server may answer, with a HelloVerifyRequest, before
+/// the client's address is verified. The HelloVerifyRequest exists for exactly that purpose:
+/// it is smaller than the ClientHello, allocates no handshake state worth protecting, and
+/// proves nothing but that the client receives at its address.
+pub fn is_cookieless_client_hello(data: &[u8]) -> bool {
+    const RECORD: usize = 13;
+    const HANDSHAKE: usize = 12;
+    // Record: content type 22 (handshake), epoch 0. Handshake: type 1 (client_hello), the
+    // first fragment (offset 0).
+    let record_ok = data.first() == Some(&22) && data.get(3..5) == Some(&[0, 0]);
+    let hello =
+        data.get(RECORD) == Some(&1) && data.get(RECORD + 6..RECORD + 9) == Some(&[0, 0, 0]);
+    if !(record_ok && hello) {
+        return false;
+    }
+    // ClientHello body: version (2), random (32), session_id <0..32>, cookie <0..255>.
+    let body = RECORD + HANDSHAKE;
+    let Some(&sid_len) = data.get(body + 34) else {
+        return false;
+    };
+    data.get(body + 35 + usize::from(sid_len)) == Some(&0)
+}
+
 /// SRTP master keys exported from a finished handshake.
 pub struct SrtpKeys {
     pub profile: ProtectionProfile,
@@ -360,6 +384,44 @@ mod tests {
         assert_eq!(Fingerprint::parse("AB:CD"), None);
         assert_eq!(Fingerprint::parse(&format!("{text}:00")), None);
         assert_eq!(Fingerprint::parse("+1:00"), None);
+    }
+
+    /// A DTLS 1.2 ClientHello record with `sid` session-id bytes and `cookie` cookie bytes.
+    fn client_hello(sid: usize, cookie: usize) -> Vec<u8> {
+        let mut d = vec![22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        d.extend([1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        d.extend([0xFE, 0xFD]);
+        d.extend([7u8; 32]);
+        d.push(sid as u8);
+        d.extend(std::iter::repeat_n(9u8, sid));
+        d.push(cookie as u8);
+        d.extend(std::iter::repeat_n(5u8, cookie));
+        d.extend([0, 2, 0xC0, 0x2B, 1, 0]);
+        d
+    }
+
+    #[test]
+    fn cookieless_client_hello_is_recognised_and_nothing_else() {
+        assert!(is_cookieless_client_hello(&client_hello(0, 0)));
+        assert!(is_cookieless_client_hello(&client_hello(32, 0)));
+        assert!(!is_cookieless_client_hello(&client_hello(0, 20)));
+        assert!(!is_cookieless_client_hello(&client_hello(32, 20)));
+        let mut epoch1 = client_hello(0, 0);
+        epoch1[4] = 1;
+        assert!(!is_cookieless_client_hello(&epoch1));
+        let mut server_hello = client_hello(0, 0);
+        server_hello[13] = 2;
+        assert!(!is_cookieless_client_hello(&server_hello));
+        let mut fragment = client_hello(0, 0);
+        fragment[21] = 1;
+        assert!(!is_cookieless_client_hello(&fragment));
+        // Every truncation is refused without panicking.
+        let full = client_hello(32, 0);
+        for n in 0..full.len() {
+            let cut = &full[..n];
+            let expected = n > 13 + 12 + 35 + 32;
+            assert_eq!(is_cookieless_client_hello(cut), expected, "{n} bytes");
+        }
     }
 
     #[test]

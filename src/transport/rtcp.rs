@@ -56,6 +56,12 @@ impl NtpClock {
         let d = at.saturating_duration_since(self.anchor);
         self.anchor_ntp.wrapping_add(duration_to_ntp(d))
     }
+
+    /// Unix time in whole seconds of `at` (token expiry checks), from the same anchor, so
+    /// that sans-IO code never reads the wall clock itself.
+    pub fn unix_secs(&self, at: Instant) -> u64 {
+        (self.ntp(at) >> 32).saturating_sub(NTP_UNIX_OFFSET)
+    }
 }
 
 fn duration_to_ntp(d: Duration) -> u64 {
@@ -272,6 +278,9 @@ mod tests {
         assert_eq!(c.ntp(t0) >> 32, NTP_UNIX_OFFSET + 1);
         let later = c.ntp(t0 + Duration::from_millis(500));
         assert_eq!(later - c.ntp(t0), 1 << 31);
+        let c = NtpClock::new(t0, UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        assert_eq!(c.unix_secs(t0), 1_800_000_000);
+        assert_eq!(c.unix_secs(t0 + Duration::from_millis(2500)), 1_800_000_002);
     }
 
     #[test]

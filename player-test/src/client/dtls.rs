@@ -172,11 +172,32 @@ impl SrtpSession {
     }
 }
 
+/// The server fingerprint the handshake checks the server certificate against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expected {
+    /// The answer has not arrived yet (ClientHello sent right behind the offer): any server
+    /// certificate is refused until [`DtlsClient::set_expected`] is called. The server sends
+    /// its certificate only after our STUN check, which needs the answer, so in practice the
+    /// answer is always known by then.
+    Pending,
+    /// The answer carried no fingerprint (our server always sends one): accept any.
+    Any,
+    Exactly(Fingerprint),
+}
+
+impl From<Option<Fingerprint>> for Expected {
+    fn from(f: Option<Fingerprint>) -> Self {
+        f.map_or(Expected::Any, Expected::Exactly)
+    }
+}
+
 /// The DTLS client of one session.
 pub struct DtlsClient {
     endpoint: Endpoint,
+    local: SocketAddr,
     remote: SocketAddr,
     config: Arc<HandshakeConfig>,
+    expected: Arc<std::sync::Mutex<Expected>>,
     started: bool,
     done: bool,
 }
@@ -191,16 +212,61 @@ impl DtlsClient {
         expected: Option<Fingerprint>,
         provider: Arc<dyn RTCCryptoProvider>,
     ) -> Result<Self, DtlsError> {
+        Self::build(local, remote, cert, expected.into(), provider)
+    }
+
+    /// A client whose server fingerprint is not known yet: for a ClientHello sent right
+    /// behind the miniSDP offer, before the answer. Call [`Self::set_expected`] with the
+    /// answer's fingerprint; until then every server certificate is refused.
+    pub fn before_answer(
+        local: SocketAddr,
+        remote: SocketAddr,
+        cert: &LocalCertificate,
+        provider: Arc<dyn RTCCryptoProvider>,
+    ) -> Result<Self, DtlsError> {
+        Self::build(local, remote, cert, Expected::Pending, provider)
+    }
+
+    /// Sets the server fingerprint from the answer (see [`Self::before_answer`]).
+    pub fn set_expected(&mut self, expected: Option<Fingerprint>) {
+        if let Ok(mut e) = self.expected.lock() {
+            *e = expected.into();
+        }
+    }
+
+    /// Our address.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Where the handshake is addressed.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    fn build(
+        local: SocketAddr,
+        remote: SocketAddr,
+        cert: &LocalCertificate,
+        expected: Expected,
+        provider: Arc<dyn RTCCryptoProvider>,
+    ) -> Result<Self, DtlsError> {
+        let expected = Arc::new(std::sync::Mutex::new(expected));
+        let slot = expected.clone();
         let verify: rtc_dtls::config::VerifyPeerCertificateFn =
             Arc::new(move |certs: &[Vec<u8>], _| {
-                let Some(expected) = expected else {
-                    return Ok(());
+                let refuse = |why: &str| Err(rtc_shared::error::Error::Other(why.into()));
+                let expected = match slot.lock() {
+                    Ok(e) => *e,
+                    Err(_) => return refuse("fingerprint slot poisoned"),
                 };
-                match certs.first() {
-                    Some(der) if Fingerprint::of_der(der) == expected => Ok(()),
-                    _ => Err(rtc_shared::error::Error::Other(
-                        "server certificate does not match the answer's fingerprint".into(),
-                    )),
+                match (expected, certs.first()) {
+                    (Expected::Any, _) => Ok(()),
+                    (Expected::Pending, _) => {
+                        refuse("server certificate before the answer's fingerprint")
+                    }
+                    (Expected::Exactly(fp), Some(der)) if Fingerprint::of_der(der) == fp => Ok(()),
+                    _ => refuse("server certificate does not match the answer's fingerprint"),
                 }
             });
         let config = ConfigBuilder::default()
@@ -217,8 +283,10 @@ impl DtlsClient {
             .map_err(|e| DtlsError::Config(e.to_string()))?;
         Ok(Self {
             endpoint: Endpoint::new(local, TransportProtocol::UDP, None),
+            local,
             remote,
             config: Arc::new(config),
+            expected,
             started: false,
             done: false,
         })
