@@ -102,16 +102,47 @@ impl HubTarget {
     }
 }
 
+impl HubTarget {
+    /// Claims `key` for one publisher (RTMP or WHIP; at most one at a time): its sink and the
+    /// claim that frees the key when dropped.
+    pub fn claim(&self, key: &str) -> Result<(Arc<PublisherSink>, PublishClaim), String> {
+        if !self
+            .publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned())
+        {
+            return Err(format!("{key} is already being published"));
+        }
+        let claim = PublishClaim {
+            key: key.to_owned(),
+            publishing: self.publishing.clone(),
+        };
+        Ok((self.sink_for(key), claim))
+    }
+}
+
 impl PullTarget for HubTarget {
     fn open(&self, key: &str) -> Arc<dyn MediaSink> {
         self.sink_for(key)
     }
 }
 
-/// A publish in progress: frees its key when dropped.
-struct PublishSlot {
+/// The right to publish one key (RTMP or WHIP): frees the key when dropped.
+pub struct PublishClaim {
     key: String,
     publishing: Arc<Mutex<HashSet<String>>>,
+}
+
+impl PublishClaim {
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// An RTMP publish in progress.
+struct PublishSlot {
+    _claim: PublishClaim,
     inner: DemuxingTagSink,
 }
 
@@ -121,7 +152,7 @@ impl TagSink for PublishSlot {
     }
 }
 
-impl Drop for PublishSlot {
+impl Drop for PublishClaim {
     fn drop(&mut self) {
         self.publishing
             .lock()
@@ -175,19 +206,9 @@ impl PublishTarget for HubTarget {
     }
 
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String> {
-        let key = format!("{app}/{stream}");
-        if !self
-            .publishing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone())
-        {
-            return Err(format!("{key} is already being published"));
-        }
-        let sink = self.sink_for(&key);
+        let (sink, claim) = self.claim(&format!("{app}/{stream}"))?;
         Ok(Box::new(PublishSlot {
-            key,
-            publishing: self.publishing.clone(),
+            _claim: claim,
             inner: DemuxingTagSink::new(sink),
         }))
     }

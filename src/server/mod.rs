@@ -25,6 +25,7 @@ use crate::hub::{Hub, HubConfig, PublisherConfig};
 use crate::ingest::demo_source::{self, DemoLoop};
 use crate::ingest::flv_out::{FlvOut, FlvOutConfig};
 use crate::ingest::rtmp_server::{KeyCheck, RtmpServer, RtmpServerConfig};
+use crate::ingest::whip::{self, WhipState};
 use crate::ops::admin_api::{self, AdminState};
 use crate::ops::{Label as _, Metrics, Shutdown, StatsQueue};
 use crate::origin::health::HealthConfig;
@@ -329,7 +330,15 @@ pub async fn start_with(
     });
     let _ = local_slot.set(ctx);
 
-    // HTTP: WHEP, HTTP-FLV, admin and metrics.
+    // HTTP: WHEP, WHIP, HTTP-FLV, admin and metrics.
+    let whip_state = Arc::new(WhipState::new(
+        local.clone(),
+        lobby.clone(),
+        target.clone(),
+        ingest_key_check(config, tokens.clone()),
+        accepting.clone(),
+        driver.kicks().clone(),
+    ));
     let whep_state = Arc::new(
         WhepState::new(
             local,
@@ -366,6 +375,7 @@ pub async fn start_with(
             .then(|| Arc::from(config.auth.admin_token.as_str())),
     };
     let mut app = whep::router(whep_state)
+        .merge(whip::router(whip_state))
         .merge(flv.router())
         .merge(player_page::router());
     let admin_addr = match config.listen.admin.bind {

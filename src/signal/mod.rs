@@ -1,5 +1,6 @@
 //! Signaling: miniSDP over UDP on the media port, WHEP and WHIP over HTTP, and stream tokens.
 pub mod auth;
+pub mod http;
 pub mod minisdp_udp;
 pub mod negotiate;
 pub mod player_page;

@@ -15,16 +15,17 @@ use rtm_sdp::ExtensionUri;
 use rtm_sdp::sdp::answer::{AnswerError, AnswerParams, CodecPreference, TrackParams as SdpTrack};
 use rtm_sdp::sdp::{
     Candidate, CandidateType, Direction, Fingerprint as SdpFingerprint, HashFunction, MediaKind,
-    Sdp,
+    Sdp, Setup,
 };
 use thiserror::Error;
 
 use crate::hub::Stream;
 use crate::media::{Codec, TrackKind};
-use crate::transport::dtls::{DtlsIdentity, Fingerprint};
+use crate::transport::dtls::{DtlsIdentity, DtlsRole, Fingerprint};
 use crate::transport::ice_lite::IceConfig;
+use crate::transport::receiver::ReceiverConfig;
 use crate::transport::rtcp::NtpClock;
-use crate::transport::{ExtensionPolicy, SessionParams, TrackParams};
+use crate::transport::{ExtensionPolicy, ReceiveParams, ReceiveTrack, SessionParams, TrackParams};
 
 /// RTM extensions the edge writes (their ids come from the offer).
 pub const SUPPORTED_EXTENSIONS: [ExtensionUri; 6] = [
@@ -61,6 +62,8 @@ pub enum NegotiateError {
     Answer(#[from] AnswerError),
     #[error("no codec of the offer can carry this stream")]
     NoCodec,
+    #[error("offer does not send media")]
+    NotSending,
 }
 
 /// The outcome of a successful negotiation.
@@ -151,20 +154,7 @@ pub fn negotiate(
     stream: &Stream,
     local_ufrag: String,
 ) -> Result<Negotiation, NegotiateError> {
-    let fp = offer.fingerprint().ok_or(NegotiateError::Fingerprint)?;
-    if fp.hash != HashFunction::Sha256 {
-        return Err(NegotiateError::Fingerprint);
-    }
-    let remote_fingerprint = Fingerprint(
-        fp.digest
-            .as_slice()
-            .try_into()
-            .map_err(|_| NegotiateError::Fingerprint)?,
-    );
-    let remote_ufrag = offer
-        .ice_ufrag()
-        .ok_or(NegotiateError::IceCredentials)?
-        .to_owned();
+    let (remote_fingerprint, remote_ufrag) = remote_credentials(offer)?;
     let wants_media = offer.media.iter().any(|m| {
         matches!(
             m.direction().unwrap_or(Direction::SendRecv),
@@ -180,23 +170,7 @@ pub fn negotiate(
     let video_ssrc: u32 = rng.random();
     let audio_ssrc: u32 = rng.random();
     let cname = random_ice_string(16);
-    let candidates = local
-        .candidates
-        .iter()
-        .enumerate()
-        .map(|(i, addr)| Candidate {
-            foundation: format!("{}", i + 1),
-            component: 1,
-            transport: "udp".into(),
-            priority: 2_130_706_431 - i as u32,
-            address: addr.ip().to_string(),
-            port: addr.port(),
-            typ: CandidateType::Host,
-            raddr: None,
-            rport: None,
-            extensions: Vec::new(),
-        })
-        .collect();
+    let candidates = local_candidates(local);
     let params = AnswerParams {
         ice_ufrag: local_ufrag.clone(),
         ice_pwd: local_pwd.clone(),
@@ -247,8 +221,175 @@ pub fn negotiate(
     if tracks.is_empty() {
         return Err(NegotiateError::NoCodec);
     }
-    let extensions = extension_policy(&answer);
-    let mut ice = IceConfig::new(local_ufrag.clone(), local_pwd, remote_ufrag);
+    let mut session = session_params(
+        local,
+        &local_ufrag,
+        local_pwd,
+        remote_ufrag,
+        remote_fingerprint,
+        tracks,
+    );
+    session.extensions = extension_policy(&answer);
+    Ok(Negotiation {
+        answer,
+        session,
+        local_ufrag,
+    })
+}
+
+/// Answers a publisher's (WHIP) offer: the edge receives H.264 (packetization-mode 1) and Opus,
+/// answers `recvonly`, and NACK/PLI feedback and RTX when offered. The session gets a receive
+/// side ([`ReceiveParams`]) and no send tracks.
+pub fn negotiate_publish(
+    local: &LocalDescription,
+    offer: &Sdp,
+    local_ufrag: String,
+) -> Result<Negotiation, NegotiateError> {
+    let (remote_fingerprint, remote_ufrag) = remote_credentials(offer)?;
+    let sends = offer.media.iter().any(|m| {
+        matches!(
+            m.direction().unwrap_or(Direction::SendRecv),
+            Direction::SendOnly | Direction::SendRecv
+        )
+    });
+    if !sends {
+        return Err(NegotiateError::NotSending);
+    }
+    // An offerer that insists on being the DTLS server (ffmpeg's default) gets an active edge.
+    let dtls_role = if offer.setup() == Some(Setup::Passive) {
+        DtlsRole::Client
+    } else {
+        DtlsRole::Server
+    };
+    let mut rng = rand::rng();
+    let local_pwd = random_ice_string(24);
+    let cname = random_ice_string(16);
+    let mut h264 = CodecPreference::by_name("H264", 90_000, None);
+    h264.required_fmtp = vec![("packetization-mode".into(), "1".into())];
+    let params = AnswerParams {
+        ice_ufrag: local_ufrag.clone(),
+        ice_pwd: local_pwd.clone(),
+        fingerprint: SdpFingerprint {
+            hash: HashFunction::Sha256,
+            digest: local.identity.fingerprint().0.to_vec(),
+        },
+        candidates: local_candidates(local),
+        ice_lite: true,
+        session_id: rng.random::<u32>().into(),
+        cname: cname.clone(),
+        stream_id: cname,
+        audio: Some(SdpTrack {
+            codecs: vec![CodecPreference::opus()],
+            direction: Direction::RecvOnly,
+            ssrc: rng.random(),
+            rtx_ssrc: None,
+            track_id: "audio".into(),
+        }),
+        video: Some(SdpTrack {
+            codecs: vec![h264],
+            direction: Direction::RecvOnly,
+            ssrc: rng.random(),
+            // Answers the offer's RTX (retransmissions arrive on it; the session unwraps them).
+            rtx_ssrc: Some(rng.random()),
+            track_id: "video".into(),
+        }),
+        extensions: Vec::new(),
+    };
+    let answer = rtm_sdp::sdp::answer::build_answer(offer, &params)?;
+    let mut receive = Vec::new();
+    for m in answer.media.iter().filter(|m| m.port != 0) {
+        let kind = match m.kind {
+            MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video => TrackKind::Video,
+            _ => continue,
+        };
+        let codecs = m.codecs_in_preference_order();
+        let Some(codec) = codecs.iter().find(|c| !c.name.eq_ignore_ascii_case("rtx")) else {
+            continue;
+        };
+        let rtx = codecs.iter().find(|c| {
+            c.name.eq_ignore_ascii_case("rtx") && c.fmtp_param("apt") == Some(&codec.pt.to_string())
+        });
+        receive.push(ReceiveTrack {
+            kind,
+            payload_type: codec.pt,
+            rtx_payload_type: rtx.map(|r| r.pt),
+            clock_rate: codec.clock_rate,
+        });
+    }
+    if receive.is_empty() {
+        return Err(NegotiateError::NoCodec);
+    }
+    let mut session = session_params(
+        local,
+        &local_ufrag,
+        local_pwd,
+        remote_ufrag,
+        remote_fingerprint,
+        Vec::new(),
+    );
+    session.dtls_role = dtls_role;
+    session.receive = Some(ReceiveParams {
+        tracks: receive,
+        rtcp_ssrc: rng.random(),
+        config: ReceiverConfig::default(),
+    });
+    Ok(Negotiation {
+        answer,
+        session,
+        local_ufrag,
+    })
+}
+
+/// The offer's DTLS fingerprint (SHA-256 only) and ICE ufrag.
+fn remote_credentials(offer: &Sdp) -> Result<(Fingerprint, String), NegotiateError> {
+    let fp = offer.fingerprint().ok_or(NegotiateError::Fingerprint)?;
+    if fp.hash != HashFunction::Sha256 {
+        return Err(NegotiateError::Fingerprint);
+    }
+    let remote_fingerprint = Fingerprint(
+        fp.digest
+            .as_slice()
+            .try_into()
+            .map_err(|_| NegotiateError::Fingerprint)?,
+    );
+    let remote_ufrag = offer
+        .ice_ufrag()
+        .ok_or(NegotiateError::IceCredentials)?
+        .to_owned();
+    Ok((remote_fingerprint, remote_ufrag))
+}
+
+/// The edge's host candidates, as answer attributes.
+fn local_candidates(local: &LocalDescription) -> Vec<Candidate> {
+    local
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| Candidate {
+            foundation: format!("{}", i + 1),
+            component: 1,
+            transport: "udp".into(),
+            priority: 2_130_706_431 - i as u32,
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            typ: CandidateType::Host,
+            raddr: None,
+            rport: None,
+            extensions: Vec::new(),
+        })
+        .collect()
+}
+
+fn session_params(
+    local: &LocalDescription,
+    local_ufrag: &str,
+    local_pwd: String,
+    remote_ufrag: String,
+    remote_fingerprint: Fingerprint,
+    tracks: Vec<TrackParams>,
+) -> SessionParams {
+    let mut ice = IceConfig::new(local_ufrag.to_owned(), local_pwd, remote_ufrag);
     ice.connect_timeout = local.ice_connect_timeout;
     ice.consent_timeout = local.ice_consent_timeout;
     let mut session = SessionParams::new(
@@ -259,12 +400,7 @@ pub fn negotiate(
         local.ntp,
     );
     session.dtls_timeout = local.dtls_timeout;
-    session.extensions = extensions;
-    Ok(Negotiation {
-        answer,
-        session,
-        local_ufrag,
-    })
+    session
 }
 
 /// The stream's id of each RTM extension (what the publisher writes into the shared packets).

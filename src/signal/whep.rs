@@ -11,7 +11,6 @@
 //! candidates are accepted and ignored (204: the edge learns the client's address from STUN);
 //! ICE restarts are not supported (422). `DELETE` ends the session.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -19,12 +18,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::{patch, post};
 use rtm_sdp::Sdp;
 
 use super::auth::{TokenAuthority, TokenKind};
+use super::http::{
+    MAX_OFFER, Resources, bearer, content_type_is, created, error, preflight, retry_after,
+    unauthorized,
+};
 use super::negotiate::{LocalDescription, negotiate, random_ice_string};
 use super::{ResolveError, StreamResolver};
 use crate::ops::{Metrics, Protocol, RejectReason, Stage};
@@ -34,17 +37,9 @@ use crate::transport::shard::ShardError;
 use crate::transport::shard::{Lobby, ufrag_for_shard};
 use crate::transport::socket::KickList;
 
-/// Largest offer accepted (browsers' offers are 3-6 KB).
-const MAX_OFFER: usize = 64 * 1024;
 /// Shard id embedded in WHEP ufrags: lobby sessions are adopted by whichever shard sees the
 /// first STUN packet, so the id only marks the origin of the ufrag.
 const WHEP_SHARD: u16 = 0xffff;
-
-/// A WHEP session as the HTTP side knows it.
-struct Resource {
-    ufrag: String,
-    etag: String,
-}
 
 /// Shared state of the WHEP routes.
 pub struct WhepState {
@@ -58,7 +53,7 @@ pub struct WhepState {
     pub kicks: KickList,
     /// Refusals, answer timing, GOP jumps of WHEP viewers (`None`: not recorded).
     pub metrics: Option<Arc<Metrics>>,
-    resources: Mutex<HashMap<String, Resource>>,
+    resources: Resources,
 }
 
 impl WhepState {
@@ -73,12 +68,12 @@ impl WhepState {
         Self {
             local,
             resolver,
+            resources: Resources::new(lobby.clone(), kicks.clone()),
             lobby,
             tokens,
             accepting,
             kicks,
             metrics: None,
-            resources: Mutex::new(HashMap::new()),
         }
     }
 
@@ -104,58 +99,6 @@ pub fn router(state: Arc<WhepState>) -> Router {
             patch(update).delete(remove).options(preflight),
         )
         .with_state(state)
-}
-
-fn cors(headers: &mut HeaderMap) {
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("Location, ETag, Link"),
-    );
-}
-
-fn error(status: StatusCode, msg: &str) -> Response {
-    let mut r = (status, msg.to_owned()).into_response();
-    cors(r.headers_mut());
-    r
-}
-
-async fn preflight() -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    let h = r.headers_mut();
-    cors(h);
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST, PATCH, DELETE, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Content-Type, If-Match"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    r
-}
-
-fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case(want))
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
 }
 
 async fn create(
@@ -197,18 +140,12 @@ async fn create(
         });
         if !ok {
             state.rejected(RejectReason::Auth);
-            let mut r = error(StatusCode::UNAUTHORIZED, "a valid Bearer token is required");
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return r;
+            return unauthorized();
         }
     }
     if !state.accepting.load(Ordering::Relaxed) {
         state.rejected(RejectReason::Draining);
-        let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "draining");
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return r;
+        return retry_after(StatusCode::SERVICE_UNAVAILABLE, "draining", "5");
     }
     let Ok(text) = std::str::from_utf8(&body) else {
         state.rejected(RejectReason::BadRequest);
@@ -221,19 +158,9 @@ async fn create(
             return error(StatusCode::BAD_REQUEST, &format!("malformed SDP: {e}"));
         }
     };
-    let kinds = |k: &str| {
-        offer
-            .media
-            .iter()
-            .filter(|m| m.kind.as_str() == k && m.port != 0)
-            .count()
-    };
-    if kinds("audio") > 1 || kinds("video") > 1 {
+    if let Some(r) = too_many_tracks(&offer) {
         state.rejected(RejectReason::BadRequest);
-        return error(
-            StatusCode::NOT_ACCEPTABLE,
-            "at most one audio and one video section",
-        );
+        return r;
     }
     let resolved = match state.resolver.resolve(&key) {
         Ok(s) => s,
@@ -243,10 +170,7 @@ async fn create(
         }
         Err(ResolveError::Unavailable) => {
             state.rejected(RejectReason::Limit);
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "stream unavailable");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-            return r;
+            return retry_after(StatusCode::SERVICE_UNAVAILABLE, "stream unavailable", "2");
         }
     };
     let ufrag = ufrag_for_shard(WHEP_SHARD, &random_ice_string(8));
@@ -259,7 +183,9 @@ async fn create(
     };
     // Created "at the offer", so the session's stage timings start when the request arrived.
     let session = ViewerSession::new(received, neg.session);
-    let mut source = HubSource::new(&resolved.stream).with_hold(resolved.hold);
+    let (id, etag, token) = state.resources.create(ufrag);
+    let hold: Box<dyn Send> = Box::new((resolved.hold, token));
+    let mut source = HubSource::new(&resolved.stream).with_hold(Some(hold));
     if let Some(m) = &state.metrics {
         source = source.with_metrics(m.clone());
     }
@@ -268,51 +194,48 @@ async fn create(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(session, Box::new(source));
-    match inserted {
-        Ok(()) => {}
-        Err(ShardError::PendingFull) => {
-            state.rejected(RejectReason::Limit);
-            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "too many pending sessions");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        }
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    if let Some(r) = lobby_refusal(inserted) {
+        state.rejected(RejectReason::Limit);
+        return r;
     }
-    let id = random_ice_string(22).replace(['+', '/'], "x");
-    let etag = format!("\"{}\"", random_ice_string(12).replace(['+', '/'], "y"));
     let location = format!("/whep/{app}/{stream}/{id}", stream = key_stream(&key));
-    state
-        .resources
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(
-            id,
-            Resource {
-                ufrag,
-                etag: etag.clone(),
-            },
-        );
-    let mut r = (StatusCode::CREATED, neg.answer.to_sdp_string()).into_response();
-    let h = r.headers_mut();
-    cors(h);
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(header::ETAG, v);
-    }
     if let Some(m) = &state.metrics {
         m.observe_stage(Stage::AnswerSent, received.elapsed());
     }
-    r
+    created(neg.answer.to_sdp_string(), &location, &etag)
 }
 
-fn key_stream(key: &str) -> &str {
+/// 406 for an offer with more than one audio or video section (no partial answers).
+pub(crate) fn too_many_tracks(offer: &Sdp) -> Option<Response> {
+    let kinds = |k: &str| {
+        offer
+            .media
+            .iter()
+            .filter(|m| m.kind.as_str() == k && m.port != 0)
+            .count()
+    };
+    (kinds("audio") > 1 || kinds("video") > 1).then(|| {
+        error(
+            StatusCode::NOT_ACCEPTABLE,
+            "at most one audio and one video section",
+        )
+    })
+}
+
+/// The HTTP answer to a lobby that refused a session (`None`: it did not).
+pub(crate) fn lobby_refusal(inserted: Result<(), ShardError>) -> Option<Response> {
+    match inserted {
+        Ok(()) => None,
+        Err(ShardError::PendingFull) => Some(retry_after(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many pending sessions",
+            "1",
+        )),
+        Err(e) => Some(error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
+    }
+}
+
+pub(crate) fn key_stream(key: &str) -> &str {
     key.rsplit_once('/').map_or(key, |(_, s)| s)
 }
 
@@ -322,62 +245,12 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let etag = match state
-        .resources
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&id)
-    {
-        Some(r) => r.etag.clone(),
-        None => return error(StatusCode::NOT_FOUND, "no such session"),
-    };
-    if !content_type_is(&headers, "application/trickle-ice-sdpfrag") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected application/trickle-ice-sdpfrag",
-        );
-    }
-    let Some(if_match) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
-        return error(StatusCode::PRECONDITION_REQUIRED, "If-Match is required");
-    };
-    if if_match.trim() != "*" && if_match.trim() != etag {
-        return error(StatusCode::PRECONDITION_FAILED, "ETag mismatch");
-    }
-    let text = String::from_utf8_lossy(&body);
-    if text.lines().any(|l| l.starts_with("a=ice-ufrag:")) {
-        // An ICE restart: not supported by this edge (trickle is).
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "ICE restart is not supported",
-        );
-    }
-    // Candidates are not needed by an ICE-lite server: it learns the client's address from
-    // the client's own connectivity checks.
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    cors(r.headers_mut());
-    r
+    state.resources.patch(&id, &headers, &body)
 }
 
 async fn remove(
     State(state): State<Arc<WhepState>>,
     Path((_app, _stream, id)): Path<(String, String, String)>,
 ) -> Response {
-    let res = state
-        .resources
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
-    match res {
-        Some(r) => {
-            state
-                .kicks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push((r.ufrag, Instant::now()));
-            let mut resp = StatusCode::OK.into_response();
-            cors(resp.headers_mut());
-            resp
-        }
-        None => error(StatusCode::NOT_FOUND, "no such session"),
-    }
+    state.resources.delete(&id)
 }

@@ -1,4 +1,6 @@
-//! DTLS-SRTP server side (RFC 5763/5764) over `rtc-dtls`'s sans-IO [`Endpoint`].
+//! DTLS-SRTP (RFC 5763/5764) over `rtc-dtls`'s sans-IO [`Endpoint`]: the server side for
+//! every viewer, and the client side for a publisher whose offer insists on
+//! `a=setup:passive` (the default of ffmpeg's `whip` muxer).
 //!
 //! The server identity (one self-signed ECDSA P-256 certificate and the handshake configuration
 //! built from it) is created once per process and shared by every viewer as an
@@ -89,9 +91,20 @@ impl std::fmt::Display for Fingerprint {
     }
 }
 
+/// Which end of the DTLS handshake the edge is (RFC 5763 `a=setup`: `passive` = server).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DtlsRole {
+    /// The edge waits for the ClientHello (`a=setup:passive` in the answer). Viewers always.
+    #[default]
+    Server,
+    /// The edge sends the ClientHello once ICE connected (`a=setup:active`).
+    Client,
+}
+
 /// The server's DTLS identity, created once and shared by all sessions.
 pub struct DtlsIdentity {
     config: Arc<HandshakeConfig>,
+    client_config: Arc<HandshakeConfig>,
     fingerprint: Fingerprint,
     provider: Arc<dyn RTCCryptoProvider>,
 }
@@ -111,6 +124,17 @@ impl DtlsIdentity {
                 .map(|c| c.as_ref())
                 .ok_or(DtlsError::NoClientCertificate)?,
         );
+        let client_config = ConfigBuilder::default()
+            .with_crypto_provider(provider.clone())
+            .with_certificates(vec![cert.clone()])
+            .with_srtp_protection_profiles(vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ])
+            .with_extended_master_secret(ExtendedMasterSecretType::Require)
+            // The fingerprint check replaces the CA chain here too.
+            .with_insecure_skip_verify(true)
+            .build(true, None)?;
         let config = ConfigBuilder::default()
             .with_crypto_provider(provider.clone())
             .with_certificates(vec![cert])
@@ -125,6 +149,7 @@ impl DtlsIdentity {
             .build(false, None)?;
         Ok(Self {
             config: Arc::new(config),
+            client_config: Arc::new(client_config),
             fingerprint,
             provider,
         })
@@ -188,24 +213,51 @@ pub struct DtlsProgress {
     pub peer_closed: bool,
 }
 
-/// The DTLS server side of one viewer.
+/// The DTLS side of one session (named for its usual role; see [`DtlsRole`]).
 pub struct DtlsServer {
     endpoint: Endpoint,
     expected: Fingerprint,
     completed: bool,
+    role: DtlsRole,
+    /// Client role: the configuration to connect with, until [`Self::connect`] used it.
+    client: Option<Arc<HandshakeConfig>>,
 }
 
 impl DtlsServer {
     pub fn new(identity: &DtlsIdentity, expected_client_fingerprint: Fingerprint) -> Self {
+        Self::with_role(identity, expected_client_fingerprint, DtlsRole::Server)
+    }
+
+    /// A DTLS endpoint in `role`; `expected_peer_fingerprint` is checked either way.
+    pub fn with_role(
+        identity: &DtlsIdentity,
+        expected_peer_fingerprint: Fingerprint,
+        role: DtlsRole,
+    ) -> Self {
+        let (server, client) = match role {
+            DtlsRole::Server => (Some(identity.config.clone()), None),
+            DtlsRole::Client => (None, Some(identity.client_config.clone())),
+        };
         Self {
-            endpoint: Endpoint::new(
-                LOCAL_KEY,
-                TransportProtocol::UDP,
-                Some(identity.config.clone()),
-            ),
-            expected: expected_client_fingerprint,
+            endpoint: Endpoint::new(LOCAL_KEY, TransportProtocol::UDP, server),
+            expected: expected_peer_fingerprint,
             completed: false,
+            role,
+            client,
         }
+    }
+
+    pub fn role(&self) -> DtlsRole {
+        self.role
+    }
+
+    /// Client role: sends the ClientHello (once; later calls do nothing). The session calls
+    /// this when ICE has verified the peer's address.
+    pub fn connect(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if let Some(config) = self.client.take() {
+            self.endpoint.connect(now, PEER_KEY, config, None)?;
+        }
+        Ok(())
     }
 
     /// Feeds one DTLS datagram (from a verified address).
@@ -278,7 +330,10 @@ impl DtlsServer {
             &[],
             cfg.keying_material_len(),
         )?;
-        cfg.set_session_keys_from_keying_material(material.as_ref(), false)?;
+        cfg.set_session_keys_from_keying_material(
+            material.as_ref(),
+            self.role == DtlsRole::Client,
+        )?;
         let keys = std::mem::take(&mut cfg.keys);
         Ok(SrtpKeys {
             profile,

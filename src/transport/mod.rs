@@ -10,6 +10,7 @@ pub mod demux;
 pub mod dtls;
 pub mod ext_policy;
 pub mod ice_lite;
+pub mod receiver;
 pub mod rtcp;
 pub mod session;
 pub mod shard;
@@ -21,7 +22,10 @@ pub use demux::{DatagramKind, classify};
 pub use dtls::{DtlsIdentity, Fingerprint};
 pub use ext_policy::ExtensionPolicy;
 pub use session::{
-    CloseReason, SessionError, SessionEvent, SessionParams, SessionStats, TrackParams, Transmit,
-    ViewerSession,
+    CloseReason, ReceiveParams, ReceiveTrack, Received, SessionError, SessionEvent, SessionParams,
+    SessionStats, TrackParams, Transmit, ViewerSession,
 };
-pub use shard::{Lobby, MediaSource, Registrar, SessionId, Shard, ShardConfig, SignalingHandler};
+pub use shard::{
+    Lobby, MediaIngest, MediaSource, Registrar, SessionId, SessionMedia, Shard, ShardConfig,
+    SignalingHandler,
+};

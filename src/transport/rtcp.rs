@@ -1,5 +1,6 @@
-//! RTCP for a sending edge (`rtc-rtcp`): sender reports out; receiver reports, generic NACK,
-//! PLI/FIR and BYE in.
+//! RTCP for the edge (`rtc-rtcp`): as a sender (viewers), sender reports out and receiver
+//! reports, generic NACK, PLI/FIR and BYE in; as a receiver (WHIP publishers), sender reports in
+//! and receiver reports, NACK and PLI out.
 //!
 //! Sender reports map the RTP clock of each track to wall-clock NTP time (RFC 3550 §6.4.1) so a
 //! player can synchronise audio and video; the NTP time comes from an [`NtpClock`] anchored once
@@ -93,6 +94,8 @@ pub enum Feedback {
     KeyframeRequest { media_ssrc: u32 },
     /// A report block about one of our SSRCs.
     Report(ReportBlock),
+    /// A sender report's own fields (a publisher's clock, for our receiver reports' LSR).
+    SenderReport { ssrc: u32, ntp: u64 },
     /// RTCP BYE.
     Bye,
 }
@@ -145,6 +148,10 @@ pub fn parse(plain: &[u8], out: &mut Vec<Feedback>) -> Result<(), RtcpError> {
         } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
             push_reports(&rr.reports, out);
         } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+            out.push(Feedback::SenderReport {
+                ssrc: sr.ssrc,
+                ntp: sr.ntp_time,
+            });
             push_reports(&sr.reports, out);
         } else if any.downcast_ref::<Goodbye>().is_some() {
             out.push(Feedback::Bye);
@@ -188,6 +195,63 @@ pub fn write_sender_report(info: &SenderInfo, out: &mut Vec<u8>) -> Result<(), R
         ..Default::default()
     };
     out.extend_from_slice(&sr.marshal()?);
+    Ok(())
+}
+
+/// Appends a receiver report from `sender_ssrc` with `blocks` (at most 31) to `out`. A
+/// compound RTCP packet must start with a report, so every feedback we send begins with one.
+pub fn write_receiver_report(
+    sender_ssrc: u32,
+    blocks: &[ReportBlock],
+    out: &mut Vec<u8>,
+) -> Result<(), RtcpError> {
+    let rr = ReceiverReport {
+        ssrc: sender_ssrc,
+        reports: blocks
+            .iter()
+            .take(31)
+            .map(|b| rtc_rtcp::reception_report::ReceptionReport {
+                ssrc: b.ssrc,
+                fraction_lost: b.fraction_lost,
+                total_lost: b.total_lost.min(0x7F_FFFF),
+                last_sequence_number: b.highest_seq,
+                jitter: b.jitter,
+                last_sender_report: b.lsr,
+                delay: b.dlsr,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    out.extend_from_slice(&rr.marshal()?);
+    Ok(())
+}
+
+/// Appends a generic NACK (RFC 4585 §6.2.1) for `seqs` of `media_ssrc` to `out`.
+pub fn write_nack(
+    sender_ssrc: u32,
+    media_ssrc: u32,
+    seqs: &[u16],
+    out: &mut Vec<u8>,
+) -> Result<(), RtcpError> {
+    let nack = TransportLayerNack {
+        sender_ssrc,
+        media_ssrc,
+        nacks:
+            rtc_rtcp::transport_feedbacks::transport_layer_nack::nack_pairs_from_sequence_numbers(
+                seqs,
+            ),
+    };
+    out.extend_from_slice(&nack.marshal()?);
+    Ok(())
+}
+
+/// Appends a PLI (RFC 4585 §6.3.1) for `media_ssrc` to `out`.
+pub fn write_pli(sender_ssrc: u32, media_ssrc: u32, out: &mut Vec<u8>) -> Result<(), RtcpError> {
+    let pli = PictureLossIndication {
+        sender_ssrc,
+        media_ssrc,
+    };
+    out.extend_from_slice(&pli.marshal()?);
     Ok(())
 }
 

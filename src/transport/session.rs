@@ -1,4 +1,5 @@
-//! [`ViewerSession`]: the sans-IO state machine of one viewer.
+//! [`ViewerSession`]: the sans-IO state machine of one WebRTC peer: a viewer (the edge sends)
+//! or, with [`ReceiveParams`], a WHIP publisher (the edge receives).
 //!
 //! ```text
 //!   new ──valid STUN──▶ ice connected ──DTLS handshake + fingerprint ok──▶ established ──▶ closed
@@ -16,6 +17,11 @@
 //! Before an address is verified by ICE, everything sent to it passes the anti-amplification
 //! budget ([`super::amplification`]); DTLS from an unverified address is parked (bounded) until
 //! ICE verifies it, so a ClientHello sent right behind the offer costs no round trip.
+//!
+//! A publisher's session shares everything up to SRTP with a viewer's and adds a receive side:
+//! its SRTP packets are decrypted, RTX is unwrapped, each track's [`RtpReceiver`] puts them in
+//! order and NACKs gaps, and the in-order packets come out of [`ViewerSession::poll_received`].
+//! Receiver reports go out on the sender-report timer; PLIs on [`ViewerSession::request_keyframe`].
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -26,14 +32,17 @@ use bytes::{Bytes, BytesMut};
 
 use super::amplification::AmplificationBudget;
 use super::demux::{DatagramKind, classify};
-use super::dtls::{DtlsError, DtlsIdentity, DtlsServer, Fingerprint, is_cookieless_client_hello};
+use super::dtls::{
+    DtlsError, DtlsIdentity, DtlsRole, DtlsServer, Fingerprint, is_cookieless_client_hello,
+};
 use super::ext_policy::ExtensionPolicy;
 use super::ice_lite::{IceConfig, IceLite, IceTimeout};
+use super::receiver::{ReceiverConfig, RtpReceiver};
 use super::rtcp::{self, Feedback, NtpClock, RtcpError, SenderInfo};
 use super::srtp::{Rewrite, SrtpError, SrtpSession};
 use super::stun::StunError;
 use crate::media::TrackKind;
-use crate::rtp::MediaPacket;
+use crate::rtp::{ExtensionIds, MediaPacket, RtpError, RtpView};
 
 /// Parked DTLS datagrams from not-yet-verified addresses.
 const MAX_EARLY_DTLS: usize = 4;
@@ -58,6 +67,34 @@ pub struct TrackParams {
     pub clock_rate: u32,
 }
 
+/// One track a publisher sends us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveTrack {
+    pub kind: TrackKind,
+    /// Negotiated payload type of the media.
+    pub payload_type: u8,
+    /// Negotiated RTX payload type (RFC 4588), if any: retransmissions may arrive with it.
+    pub rtx_payload_type: Option<u8>,
+    pub clock_rate: u32,
+}
+
+/// The receive side of a publisher's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveParams {
+    /// At most one per [`TrackKind`].
+    pub tracks: Vec<ReceiveTrack>,
+    /// SSRC our receiver reports, NACKs and PLIs are sent from.
+    pub rtcp_ssrc: u32,
+    pub config: ReceiverConfig,
+}
+
+/// An in-order, decrypted RTP packet of a publisher's track (RTX already unwrapped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub track: TrackKind,
+    pub packet: Bytes,
+}
+
 /// Everything a session needs, from signaling and from the server.
 #[derive(Clone)]
 pub struct SessionParams {
@@ -73,8 +110,12 @@ pub struct SessionParams {
     pub ntp: NtpClock,
     /// Time allowed from ICE connection to a finished DTLS handshake.
     pub dtls_timeout: Duration,
-    /// Sender report interval.
+    /// Sender (and receiver) report interval.
     pub sr_interval: Duration,
+    /// Set for a publisher (WHIP): the tracks we receive.
+    pub receive: Option<ReceiveParams>,
+    /// Our DTLS role (server unless the offer insisted on `a=setup:passive`).
+    pub dtls_role: DtlsRole,
     /// What the viewer gets of the stream's RTP header extensions (plain RTP for browsers).
     pub extensions: ExtensionPolicy,
 }
@@ -96,6 +137,8 @@ impl SessionParams {
             ntp,
             dtls_timeout: Duration::from_secs(15),
             sr_interval: Duration::from_secs(1),
+            receive: None,
+            dtls_role: DtlsRole::Server,
             extensions: ExtensionPolicy::Keep,
         }
     }
@@ -165,6 +208,10 @@ pub enum SessionError {
     Unverified(DatagramKind),
     #[error("{0:?} datagram is not for a session")]
     Unexpected(DatagramKind),
+    #[error("rtp: {0}")]
+    Rtp(#[from] RtpError),
+    #[error("RTP payload type {0} was not negotiated")]
+    UnknownPayloadType(u8),
     #[error("anti-amplification limit: {allowance} bytes allowed, {wanted} wanted")]
     AmplificationLimit { allowance: u64, wanted: usize },
 }
@@ -190,6 +237,12 @@ pub struct SessionStats {
     /// Last reported interarrival jitter (RTP units) of the video track, else audio.
     pub jitter: u32,
     pub events_dropped: u64,
+    /// Publisher sessions: media packets received, NACKed sequence numbers sent, PLIs sent,
+    /// packets dropped because the consumer did not drain them.
+    pub media_received: u64,
+    pub nacks_sent: u64,
+    pub plis_sent: u64,
+    pub received_dropped: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -212,7 +265,21 @@ enum Phase {
     Closed,
 }
 
-/// The transport state of one viewer.
+/// Most in-order packets queued for the consumer (the shard drains after every datagram).
+const MAX_RECEIVED: usize = 4096;
+/// Least interval between two PLIs for one track.
+const PLI_INTERVAL: Duration = Duration::from_millis(300);
+
+/// The receive side of a publisher's session (boxed: viewers do not pay for it).
+struct ReceiveSide {
+    rtcp_ssrc: u32,
+    tracks: Vec<(ReceiveTrack, RtpReceiver)>,
+    received: VecDeque<Received>,
+    last_pli: [Option<Instant>; 2],
+    scratch: Vec<Bytes>,
+}
+
+/// The transport state of one peer (see the module docs).
 pub struct ViewerSession {
     ice: IceLite,
     dtls: DtlsServer,
@@ -233,6 +300,7 @@ pub struct ViewerSession {
     /// When signaling created the session (the offer arrived): the origin of the first-frame
     /// stage timings.
     created: Instant,
+    receive: Option<Box<ReceiveSide>>,
     extensions: ExtensionPolicy,
 }
 
@@ -268,7 +336,11 @@ impl ViewerSession {
         }
         Self {
             ice: IceLite::new(now, &params.ice),
-            dtls: DtlsServer::new(&params.identity, params.remote_fingerprint),
+            dtls: DtlsServer::with_role(
+                &params.identity,
+                params.remote_fingerprint,
+                params.dtls_role,
+            ),
             phase: Phase::New,
             tracks,
             identity: params.identity,
@@ -285,7 +357,26 @@ impl ViewerSession {
             next_sr: None,
             stats: SessionStats::default(),
             created: now,
+            receive: params.receive.map(|r| {
+                Box::new(ReceiveSide {
+                    rtcp_ssrc: r.rtcp_ssrc,
+                    tracks: r
+                        .tracks
+                        .iter()
+                        .take(2)
+                        .map(|t| (*t, RtpReceiver::new(r.config, t.clock_rate)))
+                        .collect(),
+                    received: VecDeque::new(),
+                    last_pli: [None, None],
+                    scratch: Vec::new(),
+                })
+            }),
         }
+    }
+
+    /// Whether this is a publisher's session (it receives media).
+    pub fn is_receiving(&self) -> bool {
+        self.receive.is_some()
     }
 
     /// The `now` the session was created with (when its offer arrived).
@@ -386,6 +477,7 @@ impl ViewerSession {
                 if self.ice.is_verified(from) {
                     self.handle_dtls(now, data)
                 } else if matches!(self.phase, Phase::New)
+                    && self.dtls.role() == DtlsRole::Server
                     && self.early_hellos < MAX_EARLY_HELLOS
                     && is_cookieless_client_hello(data)
                 {
@@ -403,8 +495,12 @@ impl ViewerSession {
                 }
                 self.handle_rtcp(now, data)
             }
-            // A playback session receives no media; ignore it without error.
-            DatagramKind::Rtp => Ok(()),
+            DatagramKind::Rtp => {
+                if !self.ice.is_verified(from) {
+                    return Err(SessionError::Unverified(kind));
+                }
+                self.handle_rtp(now, data)
+            }
             DatagramKind::MiniSdp | DatagramKind::Junk => Err(SessionError::Unexpected(kind)),
         }
     }
@@ -453,6 +549,15 @@ impl ViewerSession {
             self.phase = Phase::IceConnected;
             self.dtls_deadline = Some(now + self.dtls_timeout);
             self.push_event(SessionEvent::IceConnected { remote: from });
+            if self.dtls.role() == DtlsRole::Client {
+                // The response to this check goes out first (queued above), then our
+                // ClientHello; a failure here is fatal to the handshake.
+                if let Err(e) = self.dtls.connect(now) {
+                    self.close(now, CloseReason::DtlsFailed(e.to_string()));
+                    return Err(e.into());
+                }
+                self.drain_dtls();
+            }
         } else if let Some(remote) = outcome.nominated {
             self.push_event(SessionEvent::RemoteChanged { remote });
         }
@@ -557,6 +662,14 @@ impl ViewerSession {
                         }
                     }
                 }
+                Feedback::SenderReport { ssrc, ntp } => {
+                    if let Some(rx) = self.receive.as_deref_mut()
+                        && let Some((_, r)) =
+                            rx.tracks.iter_mut().find(|(_, r)| r.ssrc() == Some(ssrc))
+                    {
+                        r.on_sender_report(now, ntp);
+                    }
+                }
                 Feedback::Bye => {
                     self.finish(CloseReason::Bye);
                     return Ok(());
@@ -564,6 +677,144 @@ impl ViewerSession {
             }
         }
         Ok(())
+    }
+
+    /// A publisher's media: decrypt, unwrap RTX, reorder; NACK what is missing. A playback
+    /// session receives no media and ignores it without error.
+    fn handle_rtp(&mut self, now: Instant, data: &[u8]) -> Result<(), SessionError> {
+        let Some(rx) = self.receive.as_deref_mut() else {
+            return Ok(());
+        };
+        let Phase::Established(srtp) = &mut self.phase else {
+            return Err(SessionError::Unexpected(DatagramKind::Rtp));
+        };
+        let plain = srtp.unprotect_rtp(data)?.freeze();
+        let view = RtpView::parse(plain, &ExtensionIds::none())?;
+        let pt = view.payload_type;
+        let Some(idx) = rx
+            .tracks
+            .iter()
+            .position(|(t, _)| t.payload_type == pt || t.rtx_payload_type == Some(pt))
+        else {
+            return Err(SessionError::UnknownPayloadType(pt));
+        };
+        let (track, receiver) = &mut rx.tracks[idx];
+        let track = *track;
+        let (ssrc, seq, packet) = if pt == track.payload_type {
+            (view.ssrc, view.sequence, view.packet.clone())
+        } else {
+            // RTX before the original stream is known cannot be placed; padding-only RTX
+            // (bandwidth probes) carries nothing.
+            let (Some(ssrc), Some(&[o0, o1])) = (receiver.ssrc(), view.payload.get(..2)) else {
+                return Ok(());
+            };
+            let osn = u16::from_be_bytes([o0, o1]);
+            (ssrc, osn, unwrap_rtx(&view, track.payload_type, osn, ssrc))
+        };
+        self.stats.media_received += 1;
+        rx.scratch.clear();
+        receiver.push(now, ssrc, seq, view.timestamp, packet, &mut rx.scratch);
+        for p in rx.scratch.drain(..) {
+            if rx.received.len() >= MAX_RECEIVED {
+                self.stats.received_dropped += 1;
+                continue;
+            }
+            rx.received.push_back(Received {
+                track: track.kind,
+                packet: p,
+            });
+        }
+        self.send_nacks(now);
+        Ok(())
+    }
+
+    /// Sends the NACKs that are due, one RR + NACK compound per track.
+    fn send_nacks(&mut self, now: Instant) {
+        let (Some(rx), Some(to), Phase::Established(srtp)) = (
+            self.receive.as_deref_mut(),
+            self.ice.remote(),
+            &mut self.phase,
+        ) else {
+            return;
+        };
+        let mut seqs = Vec::new();
+        for (_, r) in &mut rx.tracks {
+            seqs.clear();
+            r.due_nacks(now, &mut seqs);
+            let Some(media_ssrc) = r.ssrc() else { continue };
+            if seqs.is_empty() {
+                continue;
+            }
+            let mut plain = Vec::with_capacity(64);
+            if rtcp::write_receiver_report(rx.rtcp_ssrc, &[], &mut plain).is_ok()
+                && rtcp::write_nack(rx.rtcp_ssrc, media_ssrc, &seqs, &mut plain).is_ok()
+                && let Ok(data) = srtp.protect_rtcp(&plain)
+            {
+                self.stats.nacks_sent += seqs.len() as u64;
+                self.transmits.push_back(Transmit { to, data });
+            }
+        }
+    }
+
+    /// Publisher sessions: asks the sender of `track` for a keyframe (PLI), at most once per
+    /// [`PLI_INTERVAL`]. Returns whether a PLI went out.
+    pub fn request_keyframe(&mut self, now: Instant, track: TrackKind) -> bool {
+        let (Some(rx), Some(to), Phase::Established(srtp)) = (
+            self.receive.as_deref_mut(),
+            self.ice.remote(),
+            &mut self.phase,
+        ) else {
+            return false;
+        };
+        let last = &mut rx.last_pli[track_index(track)];
+        if last.is_some_and(|t| now < t + PLI_INTERVAL) {
+            return false;
+        }
+        let Some(media_ssrc) = rx
+            .tracks
+            .iter()
+            .find(|(t, _)| t.kind == track)
+            .and_then(|(_, r)| r.ssrc())
+        else {
+            return false;
+        };
+        let mut plain = Vec::with_capacity(32);
+        if rtcp::write_receiver_report(rx.rtcp_ssrc, &[], &mut plain).is_ok()
+            && rtcp::write_pli(rx.rtcp_ssrc, media_ssrc, &mut plain).is_ok()
+            && let Ok(data) = srtp.protect_rtcp(&plain)
+        {
+            *last = Some(now);
+            self.stats.plis_sent += 1;
+            self.transmits.push_back(Transmit { to, data });
+            return true;
+        }
+        false
+    }
+
+    /// The next in-order packet a publisher sent.
+    pub fn poll_received(&mut self) -> Option<Received> {
+        self.receive.as_deref_mut()?.received.pop_front()
+    }
+
+    fn send_receiver_reports(&mut self, now: Instant) {
+        let (Some(rx), Some(to), Phase::Established(srtp)) = (
+            self.receive.as_deref_mut(),
+            self.ice.remote(),
+            &mut self.phase,
+        ) else {
+            return;
+        };
+        let blocks: Vec<_> = rx
+            .tracks
+            .iter_mut()
+            .filter_map(|(_, r)| r.report_block(now))
+            .collect();
+        let mut plain = Vec::with_capacity(80);
+        if rtcp::write_receiver_report(rx.rtcp_ssrc, &blocks, &mut plain).is_ok()
+            && let Ok(data) = srtp.protect_rtcp(&plain)
+        {
+            self.transmits.push_back(Transmit { to, data });
+        }
     }
 
     fn track_by_ssrc(&self, ssrc: u32) -> Option<TrackState> {
@@ -649,11 +900,16 @@ impl ViewerSession {
         if self.is_closed() {
             return None;
         }
+        let receive = self
+            .receive
+            .as_deref()
+            .and_then(|rx| rx.tracks.iter().filter_map(|(_, r)| r.poll_timeout()).min());
         [
             Some(self.ice.poll_timeout()),
             self.dtls.poll_timeout(),
             self.dtls_deadline,
             self.next_sr,
+            receive,
         ]
         .into_iter()
         .flatten()
@@ -682,9 +938,27 @@ impl ViewerSession {
             return;
         }
         self.drain_dtls();
+        if let Some(rx) = self.receive.as_deref_mut() {
+            for (track, r) in &mut rx.tracks {
+                rx.scratch.clear();
+                r.handle_timeout(now, &mut rx.scratch);
+                for p in rx.scratch.drain(..) {
+                    if rx.received.len() < MAX_RECEIVED {
+                        rx.received.push_back(Received {
+                            track: track.kind,
+                            packet: p,
+                        });
+                    } else {
+                        self.stats.received_dropped += 1;
+                    }
+                }
+            }
+            self.send_nacks(now);
+        }
         if self.next_sr.is_some_and(|t| now >= t) {
             self.next_sr = Some(now + self.sr_interval);
             self.send_sender_reports(now);
+            self.send_receiver_reports(now);
         }
     }
 
@@ -751,9 +1025,40 @@ impl ViewerSession {
     }
 }
 
+/// An RTX packet (RFC 4588: OSN, then the original payload) back into the original packet:
+/// original payload type, sequence number and SSRC; the header (CSRCs, extensions) is kept,
+/// padding dropped.
+fn unwrap_rtx(view: &RtpView, payload_type: u8, osn: u16, ssrc: u32) -> Bytes {
+    let header_len = view
+        .packet
+        .len()
+        .saturating_sub(usize::from(view.padding) + view.payload.len());
+    let mut b = BytesMut::with_capacity(header_len + view.payload.len());
+    b.extend_from_slice(view.packet.get(..header_len).unwrap_or_default());
+    b.extend_from_slice(view.payload.get(2..).unwrap_or_default());
+    if let Some(h) = b.get_mut(..12) {
+        h[0] &= !0x20;
+        h[1] = (h[1] & 0x80) | (payload_type & 0x7F);
+        h[2..4].copy_from_slice(&osn.to_be_bytes());
+        h[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    }
+    b.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rtx_unwraps_to_the_original_packet() {
+        let original = [0x80u8, 96, 0, 9, 0, 0, 0, 5, 0, 0, 0, 1, 0xAA, 0xBB];
+        let mut rtx = vec![
+            0xA0u8, 97, 1, 0, 0, 0, 0, 5, 0, 0, 0, 2, 0, 9, 0xAA, 0xBB, 0, 2,
+        ];
+        rtx[0] |= 0; // padding flag set above (0xA0), two padding bytes at the end
+        let view = RtpView::parse(Bytes::from(rtx), &ExtensionIds::none()).unwrap();
+        assert_eq!(&unwrap_rtx(&view, 96, 9, 1)[..], &original[..]);
+    }
 
     #[test]
     fn session_struct_stays_small() {

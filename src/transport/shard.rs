@@ -1,5 +1,8 @@
 //! A shard: many viewer sessions owned by one worker, found by 5-tuple or ICE ufrag.
 //!
+//! Each session has a media side: a [`MediaSource`] for a viewer (media out) or a
+//! [`MediaIngest`] for a WHIP publisher (media in), held as [`SessionMedia`].
+//!
 //! There is no task per viewer. A shard owns a slab of sessions and the indexes to find them:
 //! by remote address (every address ICE verified for a session, plus the address its offer came
 //! from), and by local ufrag for the first STUN packet. Datagrams that match nothing create no
@@ -16,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::amplification::FACTOR;
 use super::demux::{DatagramKind, classify};
@@ -61,6 +64,30 @@ pub trait MediaSource: Send {
     }
 }
 
+/// Where a publisher's media goes (WHIP ingest): the server implements it over the hub's
+/// publisher. Called on the shard's thread; must not block. The stream ends when it is dropped
+/// (the session closed, or never connected).
+pub trait MediaIngest: Send {
+    /// The next in-order, decrypted RTP packet of `track` (sequence gaps are losses the
+    /// receiver gave up on).
+    fn on_packet(&mut self, now: Instant, track: TrackKind, packet: Bytes);
+    /// Whether the video needs a keyframe (at start, after a loss): the shard asks the
+    /// publisher with a PLI (rate-limited by the session).
+    fn wants_keyframe(&self) -> bool;
+    /// The stream this publisher feeds (`app/stream`), for the session list.
+    fn stream_key(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The media side of a session.
+pub enum SessionMedia {
+    /// A viewer: media flows out of the hub.
+    Egress(Box<dyn MediaSource>),
+    /// A publisher: media flows into the hub.
+    Ingest(Box<dyn MediaIngest>),
+}
+
 /// Identifies a session within its shard (slot + generation, so a stale id never matches a
 /// reused slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,8 +119,8 @@ pub trait SignalingHandler: Send {
     fn handle(&mut self, now: Instant, from: SocketAddr, data: &[u8], shard: &mut Registrar<'_>);
 }
 
-/// A session waiting in the [`Lobby`] with its media source.
-type Parked = (ViewerSession, Box<dyn MediaSource>);
+/// A session waiting in the [`Lobby`] with its media side.
+type Parked = (ViewerSession, SessionMedia);
 
 /// Sessions signaled outside the media port (WHEP), waiting for their first STUN packet on
 /// whichever shard the client's 5-tuple lands. Bounded.
@@ -126,12 +153,25 @@ impl Lobby {
         }
     }
 
-    /// Parks a session until its first STUN request arrives.
+    /// Parks a viewer's session until its first STUN request arrives.
     pub fn insert(
         &mut self,
         session: ViewerSession,
         source: Box<dyn MediaSource>,
     ) -> Result<(), ShardError> {
+        self.park(session, SessionMedia::Egress(source))
+    }
+
+    /// Parks a publisher's (WHIP) session until its first STUN request arrives.
+    pub fn insert_ingest(
+        &mut self,
+        session: ViewerSession,
+        ingest: Box<dyn MediaIngest>,
+    ) -> Result<(), ShardError> {
+        self.park(session, SessionMedia::Ingest(ingest))
+    }
+
+    fn park(&mut self, session: ViewerSession, media: SessionMedia) -> Result<(), ShardError> {
         if self.sessions.len() >= self.capacity {
             return Err(ShardError::PendingFull);
         }
@@ -139,7 +179,7 @@ impl Lobby {
         if self.sessions.contains_key(&key) {
             return Err(ShardError::DuplicateUfrag);
         }
-        self.sessions.insert(key, (session, source));
+        self.sessions.insert(key, (session, media));
         if let Some(m) = &self.metrics {
             m.session_opened(Protocol::Whep, SessionState::Pending);
         }
@@ -247,7 +287,7 @@ pub struct SessionSnapshot {
 struct Entry {
     generation: u32,
     session: ViewerSession,
-    source: Box<dyn MediaSource>,
+    media: SessionMedia,
     addrs: Vec<SocketAddr>,
     ufrag: Box<[u8]>,
     established: bool,
@@ -510,7 +550,10 @@ impl Shard {
                 id: String::from_utf8_lossy(&e.ufrag).into_owned(),
                 protocol: e.protocol,
                 state: e.state(),
-                stream_key: e.source.stream_key().map(str::to_owned),
+                stream_key: match &e.media {
+                    SessionMedia::Egress(source) => source.stream_key().map(str::to_owned),
+                    SessionMedia::Ingest(ingest) => ingest.stream_key().map(str::to_owned),
+                },
                 remote: e.session.remote(),
                 age: now.saturating_duration_since(e.session.created_at()),
                 stats,
@@ -582,7 +625,26 @@ impl Shard {
         source: Box<dyn MediaSource>,
         signaled_from: Option<SocketAddr>,
     ) -> Result<SessionId, ShardError> {
-        let id = self.insert_as(Protocol::MiniSdp, session, source, signaled_from)?;
+        let id = self.insert_as(
+            Protocol::MiniSdp,
+            session,
+            SessionMedia::Egress(source),
+            signaled_from,
+        )?;
+        if let Some(m) = &self.metrics {
+            m.session_opened(Protocol::MiniSdp, SessionState::Pending);
+        }
+        Ok(id)
+    }
+
+    /// Registers a pending session with either media side, signaled on the media port.
+    pub fn insert_media(
+        &mut self,
+        session: ViewerSession,
+        media: SessionMedia,
+        signaled_from: Option<SocketAddr>,
+    ) -> Result<SessionId, ShardError> {
+        let id = self.insert_as(Protocol::MiniSdp, session, media, signaled_from)?;
         if let Some(m) = &self.metrics {
             m.session_opened(Protocol::MiniSdp, SessionState::Pending);
         }
@@ -594,7 +656,7 @@ impl Shard {
         &mut self,
         protocol: Protocol,
         session: ViewerSession,
-        source: Box<dyn MediaSource>,
+        media: SessionMedia,
         signaled_from: Option<SocketAddr>,
     ) -> Result<SessionId, ShardError> {
         if self.pending >= self.config.max_pending {
@@ -628,7 +690,7 @@ impl Shard {
         self.slots[slot as usize] = Some(Entry {
             generation,
             session,
-            source,
+            media,
             addrs,
             ufrag,
             established: false,
@@ -773,15 +835,15 @@ impl Shard {
         let ufrag = req.local_ufrag();
         let lobby = self.lobby.clone()?;
         let mut lobby = lobby.lock().ok()?;
-        let (mut session, source) = lobby.take(ufrag)?;
+        let (mut session, media) = lobby.take(ufrag)?;
         if session.handle_datagram(now, from, data).is_err() || !session.is_verified(from) {
             let key: Box<[u8]> = ufrag.into();
-            lobby.sessions.insert(key, (session, source));
+            lobby.sessions.insert(key, (session, media));
             return None;
         }
         drop(lobby);
         // Counted as opened when it was parked; a full shard drops it.
-        match self.insert_as(Protocol::Whep, session, source, None) {
+        match self.insert_as(Protocol::Whep, session, media, None) {
             Ok(id) => Some(id.slot),
             Err(_) => {
                 if let Some(m) = &self.metrics {
@@ -814,6 +876,14 @@ impl Shard {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
             return;
         };
+        if let SessionMedia::Ingest(ingest) = &mut entry.media {
+            while let Some(r) = entry.session.poll_received() {
+                ingest.on_packet(now, r.track, r.packet);
+            }
+            if ingest.wants_keyframe() {
+                entry.session.request_keyframe(now, TrackKind::Video);
+            }
+        }
         let stats = &mut self.stats;
         let mut push = |out: &mut Vec<Transmit>, t: Transmit| {
             if classify(&t.data) == DatagramKind::Rtcp {
@@ -840,8 +910,11 @@ impl Shard {
                 SessionEvent::Nack { track, seqs } => {
                     self.stats.nacks_received += 1;
                     self.stats.nacked_seqs += seqs.len() as u64;
+                    let SessionMedia::Egress(source) = &entry.media else {
+                        continue;
+                    };
                     for &s in seqs {
-                        match entry.source.lookup(*track, s) {
+                        match source.lookup(*track, s) {
                             Some(pkt) => match entry.session.send_retransmit(now, &pkt) {
                                 Ok(Some(t)) => {
                                     self.stats.retransmits_sent += 1;
@@ -858,7 +931,9 @@ impl Shard {
                 }
                 SessionEvent::KeyframeRequest { track } => {
                     self.stats.keyframe_requests += 1;
-                    entry.source.request_keyframe(*track);
+                    if let SessionMedia::Egress(source) = &mut entry.media {
+                        source.request_keyframe(*track);
+                    }
                     continue;
                 }
                 SessionEvent::IceConnected { .. } => {
@@ -985,16 +1060,19 @@ impl Shard {
             let Some(e) = self.slots[slot].as_mut() else {
                 continue;
             };
+            let SessionMedia::Egress(source) = &mut e.media else {
+                continue;
+            };
             if !e.established {
                 continue;
             }
             self.media.clear();
-            e.source.poll_packets(&mut self.media);
+            source.poll_packets(&mut self.media);
             if self.media.is_empty() {
                 continue;
             }
             for track in [TrackKind::Audio, TrackKind::Video] {
-                let (seq, ts) = e.source.offsets(track);
+                let (seq, ts) = source.offsets(track);
                 e.session.set_offsets(track, seq, ts);
             }
             for pkt in &self.media {

@@ -171,6 +171,11 @@ impl SrtpSession {
         Ok(self.tx.encrypt_rtcp(plain)?)
     }
 
+    /// Authenticates and decrypts an SRTP packet from the client (a WHIP publisher's media).
+    pub fn unprotect_rtp(&mut self, data: &[u8]) -> Result<BytesMut, SrtpError> {
+        Ok(self.rx.decrypt_rtp(data)?)
+    }
+
     /// Authenticates and decrypts an SRTCP packet from the client.
     pub fn unprotect_rtcp(&mut self, data: &[u8]) -> Result<BytesMut, SrtpError> {
         Ok(self.rx.decrypt_rtcp(data)?)

@@ -395,6 +395,43 @@ impl TagDemuxer {
         if nalus.is_empty() {
             return Ok(());
         }
+        self.access_unit(codec, cts, nalus, |clock| clock.unwrap(timestamp))
+    }
+
+    /// Demuxes one video access unit that arrived as NAL units outside FLV (WHIP's RTP), with
+    /// its timestamps already on a millisecond line. Parameter sets are tracked exactly as for
+    /// FLV input: a new or changed SPS/PPS emits a [`DemuxEvent::VideoConfig`], and keyframes
+    /// get the parameter sets in front.
+    pub fn push_video_nalus(
+        &mut self,
+        codec: Codec,
+        dts: i64,
+        cts: i32,
+        nalus: Vec<Bytes>,
+    ) -> Result<(), FlvError> {
+        let v = &mut self.video;
+        match v.codec {
+            None => v.codec = Some(codec),
+            Some(c) if c != codec => return Err(FlvError::CodecMismatch),
+            Some(_) => {}
+        }
+        let nalus: Vec<Bytes> = nalus.into_iter().filter(|n| !n.is_empty()).collect();
+        if nalus.is_empty() {
+            return Ok(());
+        }
+        self.access_unit(codec, cts, nalus, |_| dts)
+    }
+
+    /// The NAL units of one access unit: parameter sets, kind, config changes, the frame.
+    /// `dts` is asked for only once the access unit is known good.
+    fn access_unit(
+        &mut self,
+        codec: Codec,
+        cts: i32,
+        nalus: Vec<Bytes>,
+        dts: impl FnOnce(&mut TimestampUnwrapper) -> i64,
+    ) -> Result<(), FlvError> {
+        let v = &mut self.video;
         // Parameter sets first: this frame's slice header may reference a PPS it carries.
         let mut seen = InBand::default();
         let mut changed = false;
@@ -424,7 +461,7 @@ impl TagDemuxer {
             v.config = Some(config.clone());
             self.events.push_back(DemuxEvent::VideoConfig(config));
         }
-        let dts = v.clock.unwrap(timestamp);
+        let dts = dts(&mut v.clock);
         self.events.push_back(DemuxEvent::Frame(Frame {
             codec,
             kind,
