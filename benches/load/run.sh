@@ -24,10 +24,12 @@ DUR=${2:-20}
 BIN=${BIN:-/tmp/bench}
 FANOUT=${FANOUT:-/tmp/fanout-target/release/fanout-limit}
 OUT=${OUT:-/tmp/bench/out}
-WARM=${WARM:-6}                 # seconds after player start before the window opens
-WIN=$((DUR - WARM - 3))         # window length; closes ~3 s before the sessions end
+FANOUT_PORT=${FANOUT_PORT:-20000}   # yardstick receivers: below the ephemeral range, so no clash
+RAMP=${RAMP:-250}               # session starts per second (all N at once overloads the handshakes)
+WARM=$(( (N + RAMP - 1) / RAMP + 2 ))   # the window opens 2 s after the last session started ...
+WIN=$((DUR - WARM - 1))                 # ... and closes 1 s before the first one ends
 mkdir -p "$OUT"
-[ "$WIN" -ge 4 ] || { echo "DURATION_S too short (need >= WARM+7)" >&2; exit 2; }
+[ "$WIN" -ge 4 ] || { echo "DURATION_S too short (need >= N/RAMP + 8)" >&2; exit 2; }
 for b in "$BIN/rtmlive" "$BIN/player-test" "$FANOUT"; do
   [ -x "$b" ] || { echo "missing $b" >&2; exit 2; }
 done
@@ -35,12 +37,13 @@ done
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # utime + stime, all threads
 cpu0() { awk '$1 == "cpu0" {print $7 + $8, $9}' /proc/stat; }   # core 0: irq+softirq, steal ticks
+udp_rcvbuf_errors() { awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ {print $6}' /proc/net/snmp; }
 metric() {  # sum of a counter over its labels; empty if absent
   curl -fsS --max-time 2 http://127.0.0.1:8080/metrics 2>/dev/null |
     awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $NF; f = 1} END {if (f) printf "%.0f\n", s}'
 }
 
-echo "== $(date -u +%FT%TZ) N=$N duration=${DUR}s window=${WIN}s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $(date -u +%FT%TZ) N=$N ramp=${RAMP}/s duration=${DUR}s window=${WARM}+${WIN}s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 RTMLIVE_LISTEN__MEDIA__BIND=127.0.0.1:8000 RTMLIVE_LISTEN__HTTP__BIND=127.0.0.1:8080 \
 RTMLIVE_LISTEN__RTMP__BIND=127.0.0.1:1935 \
@@ -53,8 +56,8 @@ sleep 2   # the demo stream's first GOP
 i0=$(cpu_ticks $SRV); sleep 2; i1=$(cpu_ticks $SRV)
 IDLE_TICKS=$((i1 - i0))   # over 2 s: the demo source and timers with no viewer
 
-c0=$(cpu_ticks $SRV); t0=$(date +%s.%N)
-taskset -c 1 "$BIN/player-test" --sessions "$N" --concurrency "$N" --duration "${DUR}s" \
+c0=$(cpu_ticks $SRV); t0=$(date +%s.%N); rb0=$(udp_rcvbuf_errors)
+taskset -c 1 "$BIN/player-test" --sessions "$N" --concurrency "$N" --ramp "$RAMP" --duration "${DUR}s" \
   --timeout 10s --json --json-out "$OUT/player-$N.json" rtm://127.0.0.1:8000/live/demo >/dev/null 2>"$OUT/player-$N.err" &
 PT=$!
 sleep "$WARM"
@@ -62,20 +65,20 @@ read -r sq0 st0 < <(cpu0); w0=$(cpu_ticks $SRV); wt0=$(date +%s.%N); mp0=$(metri
 sleep "$WIN"
 read -r sq1 st1 < <(cpu0); w1=$(cpu_ticks $SRV); wt1=$(date +%s.%N); mp1=$(metric rtmlive_egress_packets_total); mb1=$(metric rtmlive_egress_bytes_total)
 PT_RC=0; wait $PT || PT_RC=$?
-c1=$(cpu_ticks $SRV); t1=$(date +%s.%N)
+c1=$(cpu_ticks $SRV); t1=$(date +%s.%N); rb1=$(udp_rcvbuf_errors)
 LOAD_MID=$(cut -d' ' -f1-3 /proc/loadavg)
 kill $SRV; wait $SRV 2>/dev/null || true; trap - EXIT
 
 sleep 1
 taskset -c 0 true   # (fanout-limit pins itself: --core 0, reader --rx-core 1)
 read -r fq0 _ < <(cpu0)
-"$FANOUT" --viewers "$N" --seconds 5 --rx drain --core 0 --rx-core 1 --json \
+"$FANOUT" --viewers "$N" --seconds 5 --rx drain --core 0 --rx-core 1 --base-port "$FANOUT_PORT" --json \
   >"$OUT/fanout-$N.txt" 2>&1
 read -r fq1 _ < <(cpu0)
 tail -n1 "$OUT/fanout-$N.txt" >"$OUT/fanout-$N.json"
 # The server sends runs of equal-size datagrams to one viewer as one UDP GSO send when the kernel
 # allows it, so the GSO mode of the yardstick is printed as a second reference.
-"$FANOUT" --viewers "$N" --seconds 5 --rx drain --core 0 --rx-core 1 --gso --json \
+"$FANOUT" --viewers "$N" --seconds 5 --rx drain --core 0 --rx-core 1 --base-port "$FANOUT_PORT" --gso --json \
   >"$OUT/fanout-gso-$N.txt" 2>&1
 tail -n1 "$OUT/fanout-gso-$N.txt" >"$OUT/fanout-gso-$N.json"
 
@@ -89,13 +92,16 @@ byts = sum(s["bytes_received"] for s in ss)
 run_cpu = ($c1 - $c0) / tck; run_wall = $t1 - $t0
 win_cpu = ($w1 - $w0) / tck; win_wall = $wt1 - $wt0
 mp = "$mp0" and "$mp1" and (int("$mp1") - int("$mp0")); mb = "$mb0" and "$mb1" and (int("$mb1") - int("$mb0"))
-# Steady-state send rate while every session plays: each session's packets and bytes over its
-# own time from first RTP packet to its end, summed over sessions.
+# Steady-state send rate while every session plays: each successful session's packets and bytes
+# over its own time from first RTP packet to its end, summed. Only valid when every session
+# succeeded (failed ones come and go inside the window); otherwise the whole-run figure counts.
 def span(s):
     f = s["stages"].get("first_rtp")
-    return (s["duration_ms"] - f) / 1000 if f is not None and s["duration_ms"] > f else None
+    return (s["duration_ms"] - f) / 1000 if s["ok"] and f is not None and s["duration_ms"] - f > 1000 * $WIN else None
 rate_p = sum((s["video_buffer"]["packets_received"] + s["audio_buffer"]["packets_received"]) / span(s) for s in ss if span(s))
 rate_b = sum(s["bytes_received"] / span(s) for s in ss if span(s))
+if agg["failed"]:
+    print(f"WARNING: {agg['failed']} sessions failed: the window estimate covers only the sessions that played throughout")
 if mp and mp > 0:
     src, e_pkts, e_bytes, cpu, wall = "server /metrics, steady-state window", mp, mb, win_cpu, win_wall
 else:
@@ -109,6 +115,7 @@ fl_pps_cpu = fl["packets"] / fl_cpu if fl_cpu > 0 else fl["pps"]
 FL_PKT_PER_VIEWER_S = 210  # fanout-limit's 2 Mbit/s stream: 30 fps x 7 packets
 print(f"player-test: sessions {agg['sessions']} ok {agg['ok']} failed {agg['failed']}, frames dropped {agg['frames_dropped']}, "
       f"NACKs {agg['nacks_sent']}, retransmits {agg['retransmits_received']}, rc $PT_RC")
+print(f"host UDP RcvbufErrors during the player run (datagrams dropped at full receive queues, any process): {$rb1 - $rb0}")
 print(f"client-side egress seen: {pkts} packets, {byts*8/1e6:.1f} Mbit over {run_wall:.1f} s "
       f"= {pkts/run_wall:,.0f} pkt/s, {byts*8/run_wall/1e6:.1f} Mbit/s, avg {byts/max(pkts,1):.0f} B/pkt, "
       f"{pkts/run_wall/max(agg['ok'],1):.0f} pkt/s per viewer")
