@@ -8,9 +8,10 @@
 # 2. Plays N concurrent RTM sessions with player-test, pinned to core 1 (the player reads every
 #    packet, so the matching fanout-limit mode is --rx drain with its reader on core 1).
 # 3. Measures the server process's CPU time (utime+stime of all its threads, /proc/PID/stat) over
-#    a steady-state window (after all sessions are up) and its egress over the same window
-#    (rtmlive_egress_* counters of /metrics when they move; player-test's per-session byte and
-#    packet counts over the whole run otherwise, against CPU over the whole run).
+#    a steady-state window (every session playing) and its egress over the same window
+#    (rtmlive_egress_* counters of /metrics when they move; otherwise the sum of player-test's
+#    per-session packet and byte rates, each from the session's first RTP packet to its end,
+#    times the window). Also prints all packets received / all server CPU of the run.
 # 4. Stops the server, then runs fanout-limit --viewers N --seconds 5 --rx drain --rx-core 1 on
 #    core 0 and prints the ratio.
 #
@@ -70,7 +71,6 @@ LOAD_MID=$(cut -d' ' -f1-3 /proc/loadavg)
 kill $SRV; wait $SRV 2>/dev/null || true; trap - EXIT
 
 sleep 1
-taskset -c 0 true   # (fanout-limit pins itself: --core 0, reader --rx-core 1)
 read -r fq0 _ < <(cpu0)
 "$FANOUT" --viewers "$N" --seconds 5 --rx drain --core 0 --rx-core 1 --base-port "$FANOUT_PORT" --json \
   >"$OUT/fanout-$N.txt" 2>&1
