@@ -146,6 +146,14 @@ fn audio_preferences(stream: &Stream) -> Vec<CodecPreference> {
     }
 }
 
+/// Whether some section of `offer` has one of `dirs` (no direction attribute = sendrecv).
+fn any_section_is(offer: &Sdp, dirs: [Direction; 2]) -> bool {
+    offer
+        .media
+        .iter()
+        .any(|m| dirs.contains(&m.direction().unwrap_or(Direction::SendRecv)))
+}
+
 /// Answers `offer` for a viewer of `stream`. `local_ufrag` routes the session's first STUN
 /// packet (see [`crate::transport::shard::ufrag_for_shard`]).
 pub fn negotiate(
@@ -155,13 +163,7 @@ pub fn negotiate(
     local_ufrag: String,
 ) -> Result<Negotiation, NegotiateError> {
     let (remote_fingerprint, remote_ufrag) = remote_credentials(offer)?;
-    let wants_media = offer.media.iter().any(|m| {
-        matches!(
-            m.direction().unwrap_or(Direction::SendRecv),
-            Direction::RecvOnly | Direction::SendRecv
-        )
-    });
-    if !wants_media {
+    if !any_section_is(offer, [Direction::RecvOnly, Direction::SendRecv]) {
         return Err(NegotiateError::Direction);
     }
 
@@ -246,13 +248,7 @@ pub fn negotiate_publish(
     local_ufrag: String,
 ) -> Result<Negotiation, NegotiateError> {
     let (remote_fingerprint, remote_ufrag) = remote_credentials(offer)?;
-    let sends = offer.media.iter().any(|m| {
-        matches!(
-            m.direction().unwrap_or(Direction::SendRecv),
-            Direction::SendOnly | Direction::SendRecv
-        )
-    });
-    if !sends {
+    if !any_section_is(offer, [Direction::SendOnly, Direction::SendRecv]) {
         return Err(NegotiateError::NotSending);
     }
     // An offerer that insists on being the DTLS server (ffmpeg's default) gets an active edge.
