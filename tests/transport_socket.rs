@@ -142,6 +142,16 @@ fn minisdp_hook_then_media_over_loopback() {
         assert_eq!(m, &media_packet(i as u64, 1100).bytes.to_vec());
     }
     driver.shutdown();
+    // Shutting down tells the viewer: an SRTCP packet (the BYE) arrives, not silence.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut told = false;
+    while let Some(d) = recv(&sock, deadline) {
+        if classify(&d) == DatagramKind::Rtcp {
+            told = true;
+            break;
+        }
+    }
+    assert!(told, "no RTCP BYE after shutdown");
 }
 
 #[test]

@@ -543,9 +543,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         server.accepting.store(false, Ordering::Relaxed);
         let hub = server.hub.clone();
         let deadline = tokio::time::Instant::now() + drain;
+        // A second signal ends the drain at once.
+        let second = crate::ops::shutdown::signal();
+        tokio::pin!(second);
         while tokio::time::Instant::now() < deadline && hub.list().iter().any(|s| s.viewers > 0) {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::select! {
+                _ = &mut second => {
+                    tracing::warn!("second signal: ending the drain now");
+                    break;
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
         }
+        // Stopping the shards closes every session with RTCP BYE and DTLS close_notify.
         server.stop().await;
         Ok(())
     })

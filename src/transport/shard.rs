@@ -1016,6 +1016,17 @@ impl Shard {
         }
     }
 
+    /// Closes every session (shutdown): established viewers get RTCP BYE and close_notify, so
+    /// players learn at once instead of by timeout and can re-pull from another edge.
+    pub fn close_all(&mut self, now: Instant) {
+        for slot in 0..self.slots.len() as u32 {
+            if self.slots[slot as usize].is_some() {
+                let id = self.id_of(slot);
+                self.close(id, now);
+            }
+        }
+    }
+
     /// Closes the session with local ufrag `ufrag`, if this shard has it (WHEP DELETE, admin
     /// kick). `true` if it was here.
     pub fn close_ufrag(&mut self, now: Instant, ufrag: &[u8]) -> bool {

@@ -403,7 +403,8 @@ impl Driver {
         &self.counters
     }
 
-    /// Stops the workers (sessions are dropped without BYE) and joins them.
+    /// Stops the workers and joins them; each worker first closes its sessions, so established
+    /// viewers receive RTCP BYE and DTLS close_notify.
     pub fn shutdown(self) {
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers {
@@ -526,6 +527,13 @@ pub fn run_worker(
             }
         }
     }
+    // Shutdown: tell every viewer (RTCP BYE, DTLS close_notify) before the socket goes.
+    shard.close_all(Instant::now());
+    shard.drain_transmits(&mut out);
+    if !out.is_empty() {
+        batcher.send(&socket, &out);
+    }
+    shard.flush_metrics();
 }
 
 #[cfg(test)]
