@@ -350,12 +350,24 @@ impl DtlsServer {
     }
 
     /// When the handshake next needs [`Self::handle_timeout`] (flight retransmission).
+    ///
+    /// `None` once connected: a server's last flight is resent only when the client resends
+    /// its own (input, not a timer), and a client is connected only after the server's last
+    /// flight arrived. Skipping the endpoint then matters: its look-up is a hash-map probe, and
+    /// a shard asks every session it touches.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.completed {
+            return None;
+        }
         self.endpoint.poll_timeout(&PEER_KEY)
     }
 
     /// Drives flight retransmission; fails when the retransmissions are exhausted.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.completed {
+            // No timer after the handshake (see `poll_timeout`).
+            return Ok(());
+        }
         match self.endpoint.handle_timeout(PEER_KEY, now) {
             Ok(()) => Ok(()),
             // No association yet (no ClientHello seen): nothing to drive.

@@ -17,6 +17,7 @@ pub mod shard;
 pub mod socket;
 pub mod srtp;
 pub mod stun;
+pub mod timers;
 
 pub use demux::{DatagramKind, classify};
 pub use dtls::{DtlsIdentity, Fingerprint};

@@ -14,7 +14,7 @@
 //! The shard is driven like a sans-IO core (datagrams and `now` in, [`Transmit`]s out), so it is
 //! fuzzed and tested without sockets; [`super::socket`] runs it on a UDP socket.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use super::session::{
     CloseReason, SessionError, SessionEvent, SessionStats, Transmit, ViewerSession,
 };
 use super::stun::BindingRequest;
+use super::timers::{Deadline, TimerQueue};
 use crate::media::TrackKind;
 use crate::ops::{
     DtlsFailure, EgressKind, IngressSource, Metrics, Protocol, RetransmitOutcome, SessionState,
@@ -298,6 +299,9 @@ struct Entry {
     keyframe_sent: bool,
     /// `bytes_sent` and time at the last snapshot (egress rate).
     snap: (u64, Instant),
+    /// The deadline filed for this session in the shard's [`TimerQueue`] (its
+    /// `poll_timeout` when last asked); older entries for the slot are stale.
+    armed: Option<Instant>,
 }
 
 impl Entry {
@@ -331,8 +335,12 @@ pub struct Shard {
     signaling: Option<Box<dyn SignalingHandler>>,
     lobby: Option<Arc<Mutex<Lobby>>>,
     out: Vec<Transmit>,
-    events: Vec<(SessionId, SessionEvent)>,
+    events: VecDeque<(SessionId, SessionEvent)>,
     media: Vec<MediaPacket>,
+    /// Session deadlines: found without asking every session on every wake.
+    timers: TimerQueue,
+    /// Slots due in the current [`Shard::handle_timeout`] (kept for its allocation).
+    due: Vec<u32>,
     stats: ShardStats,
     metrics: Option<Arc<Metrics>>,
     /// `stats` as last handed to `metrics`.
@@ -447,8 +455,10 @@ impl Shard {
             signaling: None,
             lobby: None,
             out: Vec::new(),
-            events: Vec::new(),
+            events: VecDeque::new(),
             media: Vec::new(),
+            timers: TimerQueue::new(),
+            due: Vec::new(),
             stats: ShardStats::default(),
             metrics: None,
             flushed: ShardStats::default(),
@@ -698,8 +708,10 @@ impl Shard {
             answered: false,
             keyframe_sent: false,
             snap,
+            armed: None,
         });
         self.pending += 1;
+        self.rearm(slot);
         Ok(SessionId {
             shard: self.config.id,
             slot,
@@ -966,7 +978,7 @@ impl Shard {
                 _ => {}
             }
             if self.events.len() < 4096 {
-                self.events.push((id, ev));
+                self.events.push_back((id, ev));
             }
         }
         if closed {
@@ -982,6 +994,39 @@ impl Shard {
                 self.out.push(t);
             }
             self.remove(slot);
+        } else {
+            self.rearm(slot);
+        }
+    }
+
+    /// Files `slot`'s current deadline if it changed (after anything that may move it: a
+    /// datagram, a timeout, a close, signaling).
+    fn rearm(&mut self, slot: u32) {
+        let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        let next = e.session.poll_timeout();
+        if next == e.armed {
+            return;
+        }
+        e.armed = next;
+        if let Some(at) = next {
+            self.timers.push(Deadline {
+                at,
+                slot,
+                generation: e.generation,
+            });
+        }
+        if self.timers.needs_rebuild(self.len()) {
+            let live = self.slots.iter().enumerate().filter_map(|(slot, e)| {
+                let e = e.as_ref()?;
+                Some(Deadline {
+                    at: e.armed?,
+                    slot: slot as u32,
+                    generation: e.generation,
+                })
+            });
+            self.timers.rebuild(live);
         }
     }
 
@@ -1040,29 +1085,36 @@ impl Shard {
         }
     }
 
-    /// Runs the sessions' timers that are due.
+    /// Runs the timers of the sessions that are due: only those, found in the deadline queue.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for slot in 0..self.slots.len() as u32 {
-            let due = self.slots[slot as usize]
-                .as_ref()
-                .and_then(|e| e.session.poll_timeout())
-                .is_some_and(|t| t <= now);
-            if due {
-                if let Some(e) = self.slots[slot as usize].as_mut() {
-                    e.session.handle_timeout(now);
-                }
-                self.collect(slot, now);
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(d) = self.timers.pop_due(now) {
+            let live = self
+                .slots
+                .get_mut(d.slot as usize)
+                .and_then(Option::as_mut)
+                .filter(|e| e.generation == d.generation && e.armed == Some(d.at));
+            if let Some(e) = live {
+                // Disarmed, so that `collect` files whatever the session wants next, even the
+                // same instant again (then it runs on the next wake, not in this loop).
+                e.armed = None;
+                due.push(d.slot);
             }
         }
+        for &slot in &due {
+            if let Some(e) = self.slots[slot as usize].as_mut() {
+                e.session.handle_timeout(now);
+            }
+            self.collect(slot, now);
+        }
+        due.clear();
+        self.due = due;
     }
 
-    /// The earliest session deadline.
+    /// The earliest session deadline (possibly one that no longer applies: waking for it once
+    /// is harmless).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.slots
-            .iter()
-            .flatten()
-            .filter_map(|e| e.session.poll_timeout())
-            .min()
+        self.timers.peek()
     }
 
     /// Pulls new packets from every established session's source and protects them.
@@ -1115,11 +1167,7 @@ impl Shard {
     /// The next lifecycle event (IceConnected, DtlsConnected, RemoteChanged, Closed).
     /// NACK and keyframe requests are handled inside the shard.
     pub fn poll_event(&mut self) -> Option<(SessionId, SessionEvent)> {
-        if self.events.is_empty() {
-            None
-        } else {
-            Some(self.events.remove(0))
-        }
+        self.events.pop_front()
     }
 
     /// Applies `f` to a session (rewrite offsets, stats).
@@ -1128,6 +1176,8 @@ impl Shard {
         id: SessionId,
         f: impl FnOnce(&mut ViewerSession) -> R,
     ) -> Option<R> {
-        self.entry_mut(id).map(|e| f(&mut e.session))
+        let r = self.entry_mut(id).map(|e| f(&mut e.session));
+        self.rearm(id.slot);
+        r
     }
 }
