@@ -6,6 +6,7 @@
 //! ids for the same extensions (they are renumbered; extensions it did not negotiate are
 //! removed). The work happens in the copy the session makes for SRTP anyway.
 
+use bytes::BytesMut;
 use thiserror::Error;
 
 /// A malformed extension block in a shared packet (a packetizer bug, never network input).
@@ -52,7 +53,7 @@ impl ExtensionPolicy {
     pub fn copy(
         &self,
         src: &[u8],
-        out: &mut Vec<u8>,
+        out: &mut BytesMut,
         track_id: Option<u8>,
     ) -> Result<Option<usize>, ExtBlockError> {
         out.clear();
@@ -117,10 +118,9 @@ impl ExtensionPolicy {
         let mut found = None;
         for &(id, start, len, wanted) in &kept[..n] {
             if need_two_byte {
-                out.push(id);
-                out.push(len as u8);
+                out.extend_from_slice(&[id, len as u8]);
             } else {
-                out.push((id << 4) | (len as u8 - 1));
+                out.extend_from_slice(&[(id << 4) | (len as u8 - 1)]);
             }
             if wanted {
                 found = Some(out.len());
@@ -128,7 +128,7 @@ impl ExtensionPolicy {
             out.extend_from_slice(&body[start..start + len]);
         }
         while !(out.len() - block_start).is_multiple_of(4) {
-            out.push(0);
+            out.extend_from_slice(&[0]);
         }
         let words = ((out.len() - block_start - 4) / 4) as u16;
         out[block_start + 2..block_start + 4].copy_from_slice(&words.to_be_bytes());
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn keep_copies_and_finds() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let at = ExtensionPolicy::Keep
             .copy(&pkt(), &mut out, Some(21))
             .unwrap();
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn strip_gives_plain_rtp() {
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let at = ExtensionPolicy::Strip
             .copy(&pkt(), &mut out, Some(21))
             .unwrap();
@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn remap_renumbers_drops_and_picks_the_smaller_form() {
         let policy = ExtensionPolicy::from_pairs(&[(21, 3)]);
-        let mut out = Vec::new();
+        let mut out = BytesMut::new();
         let at = policy.copy(&pkt(), &mut out, Some(21)).unwrap();
         // One-byte form: BEDE, 1 word: (3<<4 | 3) 5 6 7 8 -> 5 bytes, padded to 8.
         assert_eq!(&out[12..16], &[0xBE, 0xDE, 0, 2]);
@@ -248,12 +248,12 @@ mod tests {
         let mut p = pkt();
         p[15] = 40;
         let policy = ExtensionPolicy::from_pairs(&[(21, 3)]);
-        assert!(policy.copy(&p, &mut Vec::new(), None).is_err());
+        assert!(policy.copy(&p, &mut BytesMut::new(), None).is_err());
         assert!(
             ExtensionPolicy::Strip
-                .copy(&p, &mut Vec::new(), None)
+                .copy(&p, &mut BytesMut::new(), None)
                 .is_err()
         );
-        assert!(policy.copy(&[], &mut Vec::new(), None).is_err());
+        assert!(policy.copy(&[], &mut BytesMut::new(), None).is_err());
     }
 }

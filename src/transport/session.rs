@@ -311,11 +311,6 @@ fn track_index(kind: TrackKind) -> usize {
     }
 }
 
-thread_local! {
-    /// Rewrite scratch buffer, one per shard thread rather than one per viewer.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(1500));
-}
-
 impl ViewerSession {
     /// Creates a session at signaling time (before any datagram from the client).
     pub fn new(now: Instant, params: SessionParams) -> Self {
@@ -867,9 +862,7 @@ impl ViewerSession {
         let Some(track) = &mut self.tracks[track_index(pkt.track)] else {
             return Ok(None);
         };
-        let data = SCRATCH.with(|s| {
-            srtp.protect_media(pkt, &track.rewrite, &self.extensions, &mut s.borrow_mut())
-        })?;
+        let data = srtp.protect_media(pkt, &track.rewrite, &self.extensions)?;
         track.packets = track.packets.wrapping_add(1);
         track.octets = track
             .octets
