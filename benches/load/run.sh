@@ -17,7 +17,9 @@
 #
 # Environment: BIN (dir with rtmlive and player-test; default /tmp/bench),
 #              FANOUT (fanout-limit binary; default /tmp/fanout-target/release/fanout-limit),
-#              OUT (dir for logs and JSON; default /tmp/bench/out).
+#              OUT (dir for logs and JSON; default /tmp/bench/out),
+#              FIXTURE (FLV file the server loops as live/demo instead of its embedded ~0.5 Mbit/s
+#                       demo; benches/load/make-stream.sh makes a 2 Mbit/s one).
 set -euo pipefail
 
 N=${1:?usage: run.sh VIEWERS [DURATION_S]}
@@ -44,9 +46,11 @@ metric() {  # sum of a counter over its labels; empty if absent
     awk -v m="$1" '$1 ~ "^"m"({|$)" {s += $NF; f = 1} END {if (f) printf "%.0f\n", s}'
 }
 
-echo "== $(date -u +%FT%TZ) N=$N ramp=${RAMP}/s duration=${DUR}s window=${WARM}+${WIN}s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== $(date -u +%FT%TZ) N=$N fixture=${FIXTURE:-embedded demo} ramp=${RAMP}/s duration=${DUR}s window=${WARM}+${WIN}s; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-RTMLIVE_LISTEN__MEDIA__BIND=127.0.0.1:8000 RTMLIVE_LISTEN__HTTP__BIND=127.0.0.1:8080 \
+FIXTURE=${FIXTURE:-}
+[ -z "$FIXTURE" ] || [ -r "$FIXTURE" ] || { echo "missing $FIXTURE" >&2; exit 2; }
+${FIXTURE:+env RTMLIVE_DEMO__FIXTURE="$FIXTURE"} RTMLIVE_LISTEN__MEDIA__BIND=127.0.0.1:8000 RTMLIVE_LISTEN__HTTP__BIND=127.0.0.1:8080 \
 RTMLIVE_LISTEN__RTMP__BIND=127.0.0.1:1935 \
   taskset -c 0 "$BIN/rtmlive" >"$OUT/rtmlive-$N.log" 2>&1 &
 SRV=$!
@@ -140,6 +144,10 @@ print(f"RATIO   {pps_cpu/fl_pps_cpu:.3f} vs fanout-limit rx=drain (packets per C
 s_pps_sq = e_pkts / (cpu + sirq); f_pps_sq = fl["packets"] / (fl_cpu + fsirq)
 print(f"RATIO incl. core-0 softirq: server {s_pps_sq:,.0f} vs fanout-limit {f_pps_sq:,.0f} pkt per CPU-second = {s_pps_sq/f_pps_sq:.3f}")
 print(f"RATIO vs fanout-limit wall-clock pkt/s (its thread shares core 0 with other jobs): {pps_cpu/fl['pps']:.3f}")
+per_viewer = rate_p / max(sum(1 for s in ss if span(s)), 1)
+per_viewer_b = rate_b * 8 / max(sum(1 for s in ss if span(s)), 1)
+print(f"this stream: {per_viewer:.0f} pkt/s, {per_viewer_b/1e6:.2f} Mbit/s per viewer -> "
+      f"VIEWERS OF THIS STREAM PER CORE {pps_cpu/max(per_viewer,1):,.0f} (by packets), {bps_cpu/max(per_viewer_b,1):,.0f} (by bytes)")
 print(f"2 Mbit/s viewers per core: server {pps_cpu/FL_PKT_PER_VIEWER_S:,.0f} (by packets, 210 pkt/s per viewer), "
       f"{bps_cpu/2e6:,.0f} (by bytes); fanout-limit {fl_pps_cpu/FL_PKT_PER_VIEWER_S:,.0f} (by packets)")
 print(f"load average after the run: $LOAD_MID")
