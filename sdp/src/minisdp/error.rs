@@ -11,6 +11,10 @@ pub enum DecodeError {
     Truncated { field: &'static str, offset: usize },
     #[error("{field} is not valid UTF-8")]
     InvalidUtf8 { field: &'static str },
+    /// A text field holds CR, LF or NUL. Text fields end up as lines of an SDP (and in logs), so a
+    /// line break inside one would let a 1-packet offer inject SDP attributes.
+    #[error("{field} contains a line break or NUL")]
+    LineBreak { field: &'static str },
     #[error("invalid direction value {0}")]
     InvalidDirection(u8),
     #[error("invalid {field} value {value}")]

@@ -67,7 +67,14 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Decodes a text field: UTF-8 without CR, LF or NUL.
+///
+/// Every text field (ICE credentials, URL, fingerprint, svrsig) is expanded into one SDP line, so
+/// a line break inside one would smuggle extra SDP lines past the binary format's structure.
 pub(super) fn utf8(b: &[u8], field: &'static str) -> Result<String, DecodeError> {
+    if b.iter().any(|&c| matches!(c, b'\r' | b'\n' | 0)) {
+        return Err(DecodeError::LineBreak { field });
+    }
     std::str::from_utf8(b)
         .map(str::to_string)
         .map_err(|_| DecodeError::InvalidUtf8 { field })
@@ -86,4 +93,21 @@ pub(super) fn put_str16(
     out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(v);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields_reject_line_breaks_and_nul() {
+        assert_eq!(utf8(b"abc", "url").unwrap(), "abc");
+        for bad in [&b"a\r\na=x"[..], b"a\nb", b"a\0b", b"\r"] {
+            assert_eq!(utf8(bad, "url"), Err(DecodeError::LineBreak { field: "url" }));
+        }
+        assert_eq!(
+            utf8(&[0xff, 0xfe], "url"),
+            Err(DecodeError::InvalidUtf8 { field: "url" })
+        );
+    }
 }
