@@ -55,26 +55,10 @@ fn shard_lifecycle_and_traffic_reach_the_metrics() {
     );
 
     // STUN, DTLS: stages and pending → connected.
-    let mut out = Vec::new();
     let t1 = t0 + Duration::from_millis(30);
-    shard.handle_datagram(t1, client_addr(), &client.binding_request(SERVER_PWD, true));
-    shard.drain_transmits(&mut out);
-    client.check_binding_response(&out[0].data);
-    out.clear();
+    connect_via_shard(&mut shard, &mut client, t1);
+    let mut out = Vec::new();
     assert_eq!(metrics.stage_count(Stage::StunReceived), 1);
-    client.start_dtls(t1);
-    for _ in 0..10 {
-        for d in client.outgoing() {
-            shard.handle_datagram(t1, client_addr(), &d);
-        }
-        shard.drain_transmits(&mut out);
-        for t in out.drain(..) {
-            client.receive_dtls(t1, &t.data);
-        }
-        if client.connected && shard.pending() == 0 {
-            break;
-        }
-    }
     assert_eq!(metrics.stage_count(Stage::DtlsDone), 1);
     assert_eq!(
         metrics.sessions(Protocol::MiniSdp, SessionState::Connected),

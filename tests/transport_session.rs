@@ -360,28 +360,9 @@ fn shard_routes_by_ufrag_then_address_and_serves_nacks_from_the_source() {
     shard.insert(session, Box::new(source), None).unwrap();
     assert_eq!(shard.pending(), 1);
 
-    let mut out = Vec::new();
-    shard.handle_datagram(t0, client_addr(), &client.binding_request(SERVER_PWD, true));
-    shard.drain_transmits(&mut out);
-    assert_eq!(out.len(), 1);
-    client.check_binding_response(&out[0].data);
-    out.clear();
+    connect_via_shard(&mut shard, &mut client, t0);
 
-    client.start_dtls(t0);
-    for _ in 0..10 {
-        for d in client.outgoing() {
-            shard.handle_datagram(t0, client_addr(), &d);
-        }
-        shard.drain_transmits(&mut out);
-        for t in out.drain(..) {
-            client.receive_dtls(t0, &t.data);
-        }
-        if client.connected && shard.pending() == 0 {
-            break;
-        }
-    }
-    assert!(client.connected);
-    assert_eq!(shard.pending(), 0);
+    let mut out = Vec::new();
 
     shard.pump_media(t0);
     shard.drain_transmits(&mut out);
@@ -521,4 +502,66 @@ fn lobby_sessions_move_only_on_an_authenticated_check() {
     assert!(lobby.lock().unwrap().is_empty());
     assert_eq!(shard.len(), 1);
     assert_eq!(shard.indexed_addresses(), 1);
+}
+
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn test_epoch() -> u64 {
+    EPOCH.load(std::sync::atomic::Ordering::Acquire)
+}
+
+#[test]
+fn shard_skips_the_source_pass_while_the_media_epoch_stands_still() {
+    let mut client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let mut shard = Shard::new(ShardConfig::new(0));
+    shard.set_media_epoch(test_epoch);
+    let queue = Arc::new(std::sync::Mutex::new(vec![media_packet(0, 200)]));
+    let session = ViewerSession::new(t0, params(client.fingerprint));
+    shard
+        .insert(session, Box::new(SharedSource(queue.clone())), None)
+        .unwrap();
+    connect_via_shard(&mut shard, &mut client, t0);
+    let mut out = Vec::new();
+
+    // Becoming established is reason enough for a pass (the GOP cache waits).
+    shard.pump_media(t0);
+    shard.drain_transmits(&mut out);
+    assert_eq!(out.len(), 1);
+    out.clear();
+
+    // A packet that appears without the epoch moving is not looked for...
+    queue.lock().unwrap().push(media_packet(1, 200));
+    shard.pump_media(t0);
+    shard.drain_transmits(&mut out);
+    assert!(out.is_empty(), "pass ran although the epoch stood still");
+
+    // ...and is sent by the first pass after the epoch moves.
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    shard.pump_media(t0);
+    shard.drain_transmits(&mut out);
+    assert_eq!(out.len(), 1);
+    out.clear();
+
+    // A keyframe request forces a pass even with the epoch unchanged.
+    queue.lock().unwrap().push(media_packet(2, 200));
+    let pli = PictureLossIndication {
+        sender_ssrc: 1,
+        media_ssrc: VIDEO_SSRC,
+    };
+    shard.handle_datagram(
+        t0,
+        client_addr(),
+        &client.encrypt_rtcp(&pli.marshal().unwrap()),
+    );
+    shard.pump_media(t0);
+    shard.drain_transmits(&mut out);
+    let rtp: Vec<_> = out
+        .iter()
+        .filter(|t| rtmlive::transport::classify(&t.data) == rtmlive::transport::DatagramKind::Rtp)
+        .collect();
+    assert_eq!(rtp.len(), 1, "keyframe request did not trigger a pass");
 }

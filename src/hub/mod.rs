@@ -16,6 +16,7 @@
 //! [`Continuity`] keeps their RTP sequence numbers and timestamps continuous across those
 //! moves and across jumps.
 
+pub mod activity;
 pub mod config;
 mod item;
 pub mod publisher;
@@ -26,6 +27,7 @@ pub mod room;
 mod stream;
 mod subscription;
 
+pub use activity::media_epoch;
 pub use config::{GopLimits, HubConfig, HubConfigError, RingLimits};
 pub use item::StreamItem;
 pub use publisher::{PublishError, Publisher, PublisherConfig, PublisherStats};

@@ -209,6 +209,7 @@ impl Stream {
     }
 
     fn wake(&self) {
+        super::activity::bump();
         let w = self.wakers.read().unwrap_or_else(PoisonError::into_inner);
         for (n, _) in w.iter() {
             // Stores a permit when the shard is busy: no wake-up is lost, none allocates.

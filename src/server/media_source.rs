@@ -14,9 +14,7 @@ use crate::media::TrackKind;
 use crate::ops::Metrics;
 use crate::rtp::MediaPacket;
 use crate::transport::MediaSource;
-
-/// Most packets moved per poll: bounds one viewer's share of a shard iteration.
-const MAX_PER_POLL: usize = 512;
+use crate::transport::shard::MAX_PER_POLL;
 
 /// A viewer's media: one subscription plus its continuity state (about 200 bytes).
 pub struct HubSource {

@@ -274,6 +274,7 @@ pub async fn start_with(
         shards,
         max_sessions_per_shard: (config.limits.max_sessions as usize).div_ceil(shards),
         max_pending_per_shard: (config.limits.max_pending_sessions as usize).div_ceil(shards),
+        media_epoch: Some(crate::hub::media_epoch),
         ..DriverConfig::default()
     };
     // The answer's candidates need the bound port: bind first, then hand the handlers the

@@ -44,9 +44,14 @@ const EARLY_DTLS_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 /// Largest datagram held (a ClientHello is a few hundred bytes).
 const MAX_EARLY_DTLS_LEN: usize = 1500;
 
+/// Most packets a [`MediaSource`] hands over per poll: bounds one viewer's share of a shard
+/// iteration. A source that returns exactly this many may have more.
+pub const MAX_PER_POLL: usize = 512;
+
 /// Where a session's media comes from: the lead implements it over the hub's subscription.
 pub trait MediaSource: Send {
-    /// Appends the packets that became available since the last call, in send order.
+    /// Appends the packets that became available since the last call, in send order, at most
+    /// [`MAX_PER_POLL`].
     fn poll_packets(&mut self, out: &mut Vec<MediaPacket>);
     /// The packet of `track` with low sequence bits `seq16` from the retransmission cache.
     fn lookup(&self, track: TrackKind, seq16: u16) -> Option<MediaPacket>;
@@ -337,6 +342,14 @@ pub struct Shard {
     out: Vec<Transmit>,
     events: VecDeque<(SessionId, SessionEvent)>,
     media: Vec<MediaPacket>,
+    /// Where to learn whether any source can have new packets (see [`Shard::set_media_epoch`]);
+    /// `None`: visit every source on every pump.
+    media_epoch: Option<fn() -> u64>,
+    /// The epoch at the last full pump.
+    pumped_epoch: u64,
+    /// A source may have packets regardless of the epoch: one was cut off at
+    /// [`MAX_PER_POLL`], asked for a keyframe, or just became established.
+    pump_again: bool,
     /// Session deadlines: found without asking every session on every wake.
     timers: TimerQueue,
     /// Slots due in the current [`Shard::handle_timeout`] (kept for its allocation).
@@ -457,6 +470,9 @@ impl Shard {
             out: Vec::new(),
             events: VecDeque::new(),
             media: Vec::new(),
+            media_epoch: None,
+            pumped_epoch: 0,
+            pump_again: false,
             timers: TimerQueue::new(),
             due: Vec::new(),
             stats: ShardStats::default(),
@@ -465,6 +481,15 @@ impl Shard {
             answers_queued: Vec::new(),
             early_dtls: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Lets [`Self::pump_media`] skip its pass over the sessions while `epoch()` has not moved
+    /// since the last pass: the source of every session must make each new packet (and its
+    /// end) visible *before* `epoch()` changes. The hub's
+    /// [`media_epoch`](crate::hub::media_epoch) is such a function.
+    pub fn set_media_epoch(&mut self, epoch: fn() -> u64) {
+        self.media_epoch = Some(epoch);
+        self.pump_again = true;
     }
 
     /// Records session lifecycles, stage timings and (through [`Self::flush_metrics`]) traffic
@@ -945,6 +970,7 @@ impl Shard {
                     self.stats.keyframe_requests += 1;
                     if let SessionMedia::Egress(source) = &mut entry.media {
                         source.request_keyframe(*track);
+                        self.pump_again = true;
                     }
                     continue;
                 }
@@ -953,6 +979,7 @@ impl Shard {
                 }
                 SessionEvent::DtlsConnected => {
                     entry.established = true;
+                    self.pump_again = true;
                     self.pending = self.pending.saturating_sub(1);
                     entry.observe(metrics, Stage::DtlsDone, now);
                     if let Some(m) = metrics {
@@ -1119,6 +1146,15 @@ impl Shard {
 
     /// Pulls new packets from every established session's source and protects them.
     pub fn pump_media(&mut self, now: Instant) {
+        if let Some(epoch) = self.media_epoch {
+            let current = epoch();
+            let again = std::mem::take(&mut self.pump_again);
+            if current == self.pumped_epoch && !again {
+                return;
+            }
+            // Read before the pass: whatever arrives during it moves the epoch past this value.
+            self.pumped_epoch = current;
+        }
         for slot in 0..self.slots.len() {
             let Some(e) = self.slots[slot].as_mut() else {
                 continue;
@@ -1133,6 +1169,9 @@ impl Shard {
             source.poll_packets(&mut self.media);
             if self.media.is_empty() {
                 continue;
+            }
+            if self.media.len() >= MAX_PER_POLL {
+                self.pump_again = true;
             }
             for track in [TrackKind::Audio, TrackKind::Video] {
                 let (seq, ts) = source.offsets(track);

@@ -52,6 +52,10 @@ pub struct DriverConfig {
     /// Limits applied to every shard.
     pub max_sessions_per_shard: usize,
     pub max_pending_per_shard: usize,
+    /// A process-wide "new media may be available" counter (the hub's
+    /// [`media_epoch`](crate::hub::media_epoch)): shards skip polling their sessions' sources
+    /// while it stands still. `None` polls every source on every tick.
+    pub media_epoch: Option<fn() -> u64>,
 }
 
 impl Default for DriverConfig {
@@ -64,6 +68,7 @@ impl Default for DriverConfig {
             gso: true,
             max_sessions_per_shard: 20_000,
             max_pending_per_shard: 1024,
+            media_epoch: None,
         }
     }
 }
@@ -335,6 +340,9 @@ impl Driver {
                 shard.set_signaling(h);
             }
             shard.set_lobby(lobby.clone());
+            if let Some(epoch) = config.media_epoch {
+                shard.set_media_epoch(epoch);
+            }
             if let Some(m) = &observers.metrics {
                 shard.set_metrics(m.clone());
             }
@@ -440,6 +448,15 @@ impl Publish {
     }
 }
 
+/// `poll(2)` counts whole milliseconds: round up, so that a deadline 0.3 ms away is a 1 ms
+/// sleep and not a busy loop of zero-timeout polls until it is due (with a few hundred viewers
+/// some deadline is almost always less than a millisecond away; truncating made the worker
+/// spin at ~100k iterations a second). Timers fire up to 1 ms late, which none of them minds.
+fn poll_timeout_for(wait: Duration) -> PollTimeout {
+    let ms = wait.as_micros().div_ceil(1000);
+    PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+}
+
 /// One shard worker's loop.
 #[allow(clippy::too_many_arguments)]
 pub fn run_worker(
@@ -463,7 +480,7 @@ pub fn run_worker(
         let wait = shard.poll_timeout().map_or(config.tick, |t| {
             t.saturating_duration_since(now).min(config.tick)
         });
-        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::ZERO);
+        let timeout = poll_timeout_for(wait);
         let mut fds = [PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, timeout);
         let now = Instant::now();
@@ -546,6 +563,17 @@ mod tests {
             to,
             data: BytesMut::from(&vec![7u8; len][..]),
         }
+    }
+
+    #[test]
+    fn poll_timeouts_round_up_to_whole_milliseconds() {
+        let ms = |d| i64::from(poll_timeout_for(d));
+        assert_eq!(ms(Duration::ZERO), 0);
+        assert_eq!(ms(Duration::from_micros(1)), 1);
+        assert_eq!(ms(Duration::from_micros(999)), 1);
+        assert_eq!(ms(Duration::from_micros(1000)), 1);
+        assert_eq!(ms(Duration::from_micros(1001)), 2);
+        assert_eq!(ms(Duration::from_secs(1 << 40)), i64::from(i32::MAX));
     }
 
     #[test]

@@ -342,3 +342,50 @@ impl MediaSource for VecSource {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Runs STUN and the DTLS handshake of `client` against the one pending session of `shard`
+/// (inserted with the client's fingerprint); returns with the session established.
+pub fn connect_via_shard(
+    shard: &mut rtmlive::transport::shard::Shard,
+    client: &mut Client,
+    now: Instant,
+) {
+    let mut out = Vec::new();
+    shard.handle_datagram(
+        now,
+        client_addr(),
+        &client.binding_request(SERVER_PWD, true),
+    );
+    shard.drain_transmits(&mut out);
+    assert_eq!(out.len(), 1, "one STUN response");
+    client.check_binding_response(&out[0].data);
+    out.clear();
+    client.start_dtls(now);
+    for _ in 0..10 {
+        for d in client.outgoing() {
+            shard.handle_datagram(now, client_addr(), &d);
+        }
+        shard.drain_transmits(&mut out);
+        for t in out.drain(..) {
+            client.receive_dtls(now, &t.data);
+        }
+        if client.connected && shard.pending() == 0 {
+            break;
+        }
+    }
+    assert!(client.connected, "handshake did not finish");
+    assert_eq!(shard.pending(), 0);
+}
+
+/// A `MediaSource` whose packets the test hands over while the session runs.
+pub struct SharedSource(pub Arc<std::sync::Mutex<Vec<MediaPacket>>>);
+
+impl MediaSource for SharedSource {
+    fn poll_packets(&mut self, out: &mut Vec<MediaPacket>) {
+        out.append(&mut self.0.lock().unwrap());
+    }
+    fn lookup(&self, _track: TrackKind, _seq16: u16) -> Option<MediaPacket> {
+        None
+    }
+    fn request_keyframe(&mut self, _track: TrackKind) {}
+}

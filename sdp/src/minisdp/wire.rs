@@ -103,7 +103,10 @@ mod tests {
     fn text_fields_reject_line_breaks_and_nul() {
         assert_eq!(utf8(b"abc", "url").unwrap(), "abc");
         for bad in [&b"a\r\na=x"[..], b"a\nb", b"a\0b", b"\r"] {
-            assert_eq!(utf8(bad, "url"), Err(DecodeError::LineBreak { field: "url" }));
+            assert_eq!(
+                utf8(bad, "url"),
+                Err(DecodeError::LineBreak { field: "url" })
+            );
         }
         assert_eq!(
             utf8(&[0xff, 0xfe], "url"),
