@@ -7,10 +7,10 @@
 //! adopted by whichever shard their first STUN request reaches.
 //!
 //! Each loop iteration: wait for datagrams (at most `tick`), feed them to the shard, run due
-//! timers, pull media from every established session's source, and send the whole batch:
-//! runs of datagrams to one destination with equal sizes go out as one UDP GSO `sendmsg`
-//! (`UDP_SEGMENT`, when the kernel accepts it: probed once per socket); everything else goes
-//! out with `sendmmsg`, up to `batch` datagrams per call.
+//! timers, pull media from every established session's source, and send the whole batch with
+//! `sendmmsg`, up to `batch` entries per call, where an entry is either one datagram or a run
+//! of equal-size datagrams to one destination sent as one UDP GSO super-datagram
+//! (`UDP_SEGMENT`, when the kernel accepts it: probed once per socket); see [`Batcher`].
 
 use std::io::{self, IoSlice};
 use std::net::{SocketAddr, UdpSocket};
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg, sendmsg, setsockopt, sockopt,
+    ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, sendmmsg, setsockopt, sockopt,
 };
 
 use super::session::Transmit;
@@ -90,10 +90,22 @@ pub fn probe_gso(socket: &UdpSocket) -> bool {
 }
 
 /// Sends batches of [`Transmit`]s with `sendmmsg` and UDP GSO.
+///
+/// One `sendmmsg` carries up to `batch` entries; each entry is either one datagram or a GSO
+/// run (the consecutive datagrams of one frame to one viewer, equal sizes but the last). The
+/// `UDP_SEGMENT` size is one control message shared by every entry of a call, which works
+/// because the packetizer fills every packet of a frame to the same wire size: all viewers'
+/// runs of the same stream share it, and a lone datagram no longer than it goes out unsplit.
+/// So a whole shard iteration's video *and* audio usually leaves in a handful of system calls.
 pub struct Batcher {
-    headers: MultiHeaders<SockaddrStorage>,
+    /// Headers without control messages (no GSO in the call).
+    plain: MultiHeaders<SockaddrStorage>,
+    /// Headers with room for one `UDP_SEGMENT` control message each.
+    segmented: MultiHeaders<SockaddrStorage>,
     batch: usize,
     gso: bool,
+    /// Run lengths of the entries of the call being built (reused).
+    entries: Vec<usize>,
 }
 
 /// What one [`Batcher::send`] did.
@@ -104,18 +116,29 @@ pub struct SendReport {
     pub errors: u64,
 }
 
+/// The errors that say the path refuses GSO (rather than, say, a full socket buffer).
+fn gso_refused(e: nix::errno::Errno) -> bool {
+    use nix::errno::Errno;
+    matches!(
+        e,
+        Errno::EIO | Errno::EINVAL | Errno::EOPNOTSUPP | Errno::ENOPROTOOPT
+    )
+}
+
 impl Batcher {
     pub fn new(batch: usize, gso: bool) -> Self {
         let batch = batch.clamp(1, 1024);
         Self {
-            headers: MultiHeaders::preallocate(batch, None),
+            plain: MultiHeaders::preallocate(batch, None),
+            segmented: MultiHeaders::preallocate(batch, Some(nix::cmsg_space!(u16))),
             batch,
             gso,
+            entries: Vec::with_capacity(batch),
         }
     }
 
-    /// Length of the GSO run starting at `items[0]`: same destination, same size (the last may
-    /// be shorter), within the kernel's limits.
+    /// The length of the GSO run at the start of `items`: consecutive datagrams to the same
+    /// destination, all of the first one's size except possibly a shorter last one.
     fn gso_run(items: &[Transmit]) -> usize {
         let Some(first) = items.first() else { return 0 };
         let seg = first.data.len();
@@ -138,88 +161,114 @@ impl Batcher {
         n
     }
 
-    /// Sends everything in `items` (best effort: errors are counted, datagrams dropped).
+    /// Plans one `sendmmsg` over the front of `items`: fills `entries` with run lengths (1 for
+    /// a lone datagram) and returns the shared segment size, if any run needs one. Every run
+    /// of the call has that segment size and no lone datagram is longer (it would be split).
+    fn plan(items: &[Transmit], batch: usize, gso: bool, entries: &mut Vec<usize>) -> Option<u16> {
+        entries.clear();
+        let mut seg: Option<usize> = None;
+        let mut longest_single = 0;
+        let mut i = 0;
+        while i < items.len() && entries.len() < batch {
+            let run = if gso { Self::gso_run(&items[i..]) } else { 1 };
+            let len = items[i].data.len();
+            if run >= 2 {
+                match seg {
+                    None if longest_single <= len => seg = Some(len),
+                    Some(s) if s == len => {}
+                    _ => break,
+                }
+            } else {
+                if seg.is_some_and(|s| len > s) {
+                    break;
+                }
+                longest_single = longest_single.max(len);
+            }
+            entries.push(run);
+            i += run;
+        }
+        seg.map(|s| s as u16)
+    }
+
+    /// Sends everything in `items` in order (best effort: errors are counted, datagrams
+    /// dropped; a path that refuses GSO turns it off for this socket and gets the datagrams
+    /// one by one).
     pub fn send(&mut self, socket: &UdpSocket, items: &[Transmit]) -> SendReport {
         let fd = socket.as_raw_fd();
         let mut report = SendReport::default();
-        let mut singles: Vec<&Transmit> = Vec::with_capacity(self.batch);
+        let mut entries = std::mem::take(&mut self.entries);
         let mut i = 0;
         while i < items.len() {
-            let run = if self.gso {
-                Self::gso_run(&items[i..])
-            } else {
-                1
-            };
-            if run >= 2 {
-                // Keep send order: whatever is queued for sendmmsg goes first.
-                while !singles.is_empty() {
-                    self.flush(fd, &mut singles, &mut report);
-                }
-                let group = &items[i..i + run];
-                let iov: Vec<IoSlice<'_>> = group.iter().map(|t| IoSlice::new(&t.data)).collect();
-                let seg = group[0].data.len() as u16;
-                let addr = SockaddrStorage::from(group[0].to);
-                report.syscalls += 1;
-                match sendmsg(
-                    fd,
-                    &iov,
-                    &[ControlMessage::UdpGsoSegments(&seg)],
-                    MsgFlags::MSG_DONTWAIT,
-                    Some(&addr),
-                ) {
-                    Ok(_) => report.datagrams += run as u64,
-                    Err(_) => {
-                        report.errors += 1;
-                        // Some paths (e.g. a device without checksum offload) refuse GSO:
-                        // stop using it on this socket and resend the run one by one.
-                        self.gso = false;
-                        singles.extend(group.iter());
-                    }
-                }
-                i += run;
-            } else {
-                singles.push(&items[i]);
-                i += 1;
+            let seg = Self::plan(&items[i..], self.batch, self.gso, &mut entries);
+            let covered: usize = entries.iter().sum();
+            let rest = &items[i..i + covered];
+            if let Err(e) = self.call(fd, rest, &entries, seg, &mut report)
+                && seg.is_some()
+                && gso_refused(e)
+            {
+                // Some paths (e.g. a device without checksum offload) refuse GSO.
+                self.gso = false;
+                report.errors = report.errors.saturating_sub(covered as u64);
+                continue; // re-plan the same datagrams without GSO
             }
-            if singles.len() >= self.batch {
-                self.flush(fd, &mut singles, &mut report);
-            }
+            i += covered;
         }
-        while !singles.is_empty() {
-            self.flush(fd, &mut singles, &mut report);
-        }
+        self.entries = entries;
         report
     }
 
-    fn flush(
+    /// One `sendmmsg`. A partial send means the socket buffer is full: the rest is dropped
+    /// (UDP) and counted as errors. Returns the error when the kernel refused the first entry.
+    fn call(
         &mut self,
         fd: std::os::fd::RawFd,
-        singles: &mut Vec<&Transmit>,
+        items: &[Transmit],
+        entries: &[usize],
+        seg: Option<u16>,
         report: &mut SendReport,
-    ) {
-        let take = singles.len().min(self.batch);
-        let chunk: Vec<&Transmit> = singles.drain(..take).collect();
-        let iovs: Vec<[IoSlice<'_>; 1]> = chunk.iter().map(|t| [IoSlice::new(&t.data)]).collect();
-        let addrs: Vec<Option<SockaddrStorage>> = chunk
-            .iter()
-            .map(|t| Some(SockaddrStorage::from(t.to)))
-            .collect();
+    ) -> Result<(), nix::errno::Errno> {
+        let iov: Vec<IoSlice<'_>> = items.iter().map(|t| IoSlice::new(&t.data)).collect();
+        let mut groups: Vec<&[IoSlice<'_>]> = Vec::with_capacity(entries.len());
+        let mut addrs: Vec<Option<SockaddrStorage>> = Vec::with_capacity(entries.len());
+        let mut at = 0;
+        for &n in entries {
+            groups.push(&iov[at..at + n]);
+            addrs.push(Some(SockaddrStorage::from(items[at].to)));
+            at += n;
+        }
         report.syscalls += 1;
-        match sendmmsg(
-            fd,
-            &mut self.headers,
-            &iovs,
-            &addrs,
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(results) => {
-                let sent = results.count();
-                report.datagrams += sent as u64;
-                // A partial send means the socket buffer is full: the rest is dropped (UDP).
-                report.errors += (take - sent) as u64;
+        let seg_size = seg.unwrap_or(0);
+        let result = match seg {
+            Some(_) => sendmmsg(
+                fd,
+                &mut self.segmented,
+                &groups,
+                &addrs,
+                [ControlMessage::UdpGsoSegments(&seg_size)],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(|r| r.count()),
+            None => sendmmsg(
+                fd,
+                &mut self.plain,
+                &groups,
+                &addrs,
+                [],
+                MsgFlags::MSG_DONTWAIT,
+            )
+            .map(|r| r.count()),
+        };
+        match result {
+            Ok(sent) => {
+                let delivered: usize = entries[..sent.min(entries.len())].iter().sum();
+                report.datagrams += delivered as u64;
+                report.errors += (items.len() - delivered) as u64;
+                Ok(())
             }
-            Err(_) => report.errors += take as u64,
+            Err(e) => {
+                report.errors += items.len() as u64;
+                Err(e)
+            }
         }
     }
 }
@@ -577,6 +626,39 @@ mod tests {
     }
 
     #[test]
+    fn a_call_shares_one_segment_size() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let mut e = Vec::new();
+        // run(a, 1200×3 + 500), single(a, 200), run(b, 1200×2), single(b, 1300) breaks the call.
+        let items = vec![
+            t(a, 1200),
+            t(a, 1200),
+            t(a, 1200),
+            t(a, 500),
+            t(a, 200),
+            t(b, 1200),
+            t(b, 1200),
+            t(b, 1300),
+        ];
+        assert_eq!(Batcher::plan(&items, 64, true, &mut e), Some(1200));
+        assert_eq!(e, [4, 1, 2]);
+        // A run of another size ends the call; so does the batch limit.
+        let items = vec![t(a, 300), t(a, 1200), t(a, 1200), t(b, 1000), t(b, 1000)];
+        assert_eq!(Batcher::plan(&items, 64, true, &mut e), Some(1200));
+        assert_eq!(e, [1, 2]);
+        assert_eq!(Batcher::plan(&items[3..], 1, true, &mut e), Some(1000));
+        assert_eq!(e, [2]);
+        // A single longer than the first run's segments cannot precede it.
+        let items = vec![t(a, 1300), t(b, 1200), t(b, 1200)];
+        assert_eq!(Batcher::plan(&items, 64, true, &mut e), None);
+        assert_eq!(e, [1]);
+        // Without GSO every entry is one datagram.
+        assert_eq!(Batcher::plan(&items, 2, false, &mut e), None);
+        assert_eq!(e, [1, 1]);
+    }
+
+    #[test]
     fn gso_runs_group_same_destination_and_size() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
@@ -585,6 +667,47 @@ mod tests {
         assert_eq!(Batcher::gso_run(&items[3..]), 1);
         let bigger = vec![t(a, 100), t(a, 120)];
         assert_eq!(Batcher::gso_run(&bigger), 1);
+    }
+
+    #[test]
+    fn mixed_runs_and_singles_arrive_complete_and_in_order() {
+        let rx: Vec<UdpSocket> = (0..2)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let to: Vec<SocketAddr> = rx.iter().map(|r| r.local_addr().unwrap()).collect();
+        let tx = bind_socket("127.0.0.1:0".parse().unwrap(), false).unwrap();
+        let mut b = Batcher::new(3, probe_gso(&tx));
+        // Per viewer: a frame (3 × 900 + 400), an audio packet, a lone 1000-byte datagram,
+        // another frame; tagged with a running number in the first byte.
+        let mut items = Vec::new();
+        let mut tag = 0u8;
+        for (v, &addr) in to.iter().enumerate() {
+            for len in [900, 900, 900, 400, 150 + v, 1000, 900, 900, 300] {
+                let mut data = BytesMut::zeroed(len);
+                data[0] = tag;
+                tag += 1;
+                items.push(Transmit { to: addr, data });
+            }
+        }
+        let r = b.send(&tx, &items);
+        assert_eq!(r.datagrams, items.len() as u64, "{r:?}");
+        assert_eq!(r.errors, 0);
+        let mut buf = [0u8; 2048];
+        for (v, sock) in rx.iter().enumerate() {
+            sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let got: Vec<(u8, usize)> = (0..9)
+                .map(|_| {
+                    let (n, _) = sock.recv_from(&mut buf).unwrap();
+                    (buf[0], n)
+                })
+                .collect();
+            let want: Vec<(u8, usize)> = items
+                .iter()
+                .filter(|t| t.to == to[v])
+                .map(|t| (t.data[0], t.data.len()))
+                .collect();
+            assert_eq!(got, want, "viewer {v}");
+        }
     }
 
     #[test]
