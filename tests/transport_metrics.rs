@@ -118,7 +118,12 @@ fn shard_lifecycle_and_traffic_reach_the_metrics() {
     );
     let srtcp = client.encrypt_rtcp(&compound);
     shard.handle_datagram(t1, client_addr(), &srtcp);
+    // The same packet again is a replay; a forged one fails authentication.
     shard.handle_datagram(t1, client_addr(), &srtcp);
+    let mut forged = client.encrypt_rtcp(&compound);
+    let n = forged.len();
+    forged[n - 1] ^= 0x55;
+    shard.handle_datagram(t1, client_addr(), &forged);
     shard.drain_transmits(&mut out);
     shard.flush_metrics();
     assert_eq!(sample(&metrics, "rtmlive_nack_received_total"), 1.0);
@@ -144,6 +149,10 @@ fn shard_lifecycle_and_traffic_reach_the_metrics() {
     assert_eq!(sample(&metrics, "rtmlive_pli_received_total"), 1.0);
     assert_eq!(
         sample(&metrics, r#"rtmlive_srtp_failures_total{kind="unprotect"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, r#"rtmlive_srtp_failures_total{kind="replay"}"#),
         1.0
     );
 

@@ -159,6 +159,12 @@ pub struct Session {
     /// handshake flight); replayed once keyed.
     early_srtp: VecDeque<Vec<u8>>,
     error: Option<String>,
+    /// The server's own stop packet (it is draining: re-pull elsewhere): when, and its status.
+    server_stop: Option<(Instant, u16)>,
+    /// The first RTCP BYE from the server.
+    bye_at: Option<Instant>,
+    /// The last media packet that decrypted.
+    last_media_at: Option<Instant>,
 }
 
 /// A packet still missing this long after it was first NACKed counts as lost after recovery.
@@ -257,6 +263,9 @@ impl Session {
             frames_decoded: None,
             undecryptable: 0,
             early_srtp: VecDeque::new(),
+            server_stop: None,
+            bye_at: None,
+            last_media_at: None,
             error: None,
         })
     }
@@ -408,6 +417,14 @@ impl Session {
                 }
             }
             Some(128..=191) => self.handle_srtp(now, wall, data)?,
+            // A miniSDP stop packet from the server: this edge is going away (drain).
+            Some(0xFF) => {
+                if let Ok(rtm_sdp::minisdp::Packet::Stop(stop)) = rtm_sdp::minisdp::decode(data)
+                    && self.server_stop.is_none()
+                {
+                    self.server_stop = Some((now, stop.status.0));
+                }
+            }
             _ => {}
         }
         self.send_feedback(now);
@@ -432,14 +449,19 @@ impl Session {
                 self.undecryptable += 1;
                 return Ok(());
             };
-            for RtcpIn::SenderReport { ssrc, ntp, rtp_ts } in
-                rtcp::parse(&plain).unwrap_or_default()
-            {
-                if let Some(r) = self.rx.get_mut(&ssrc) {
-                    r.stats.on_sender_report(ntp, now);
-                }
-                if self.track_ssrc.get(&TrackKind::Video) == Some(&ssrc) {
-                    self.latency.on_sender_report(ntp, rtp_ts, 90_000);
+            for item in rtcp::parse(&plain).unwrap_or_default() {
+                match item {
+                    RtcpIn::SenderReport { ssrc, ntp, rtp_ts } => {
+                        if let Some(r) = self.rx.get_mut(&ssrc) {
+                            r.stats.on_sender_report(ntp, now);
+                        }
+                        if self.track_ssrc.get(&TrackKind::Video) == Some(&ssrc) {
+                            self.latency.on_sender_report(ntp, rtp_ts, 90_000);
+                        }
+                    }
+                    RtcpIn::Bye => {
+                        self.bye_at.get_or_insert(now);
+                    }
                 }
             }
             return Ok(());
@@ -449,6 +471,7 @@ impl Session {
             return Ok(());
         };
         self.bitrate.on_bytes(data.len(), now);
+        self.last_media_at = Some(now);
         self.stages.mark(Stage::FirstRtp, now);
         let Ok(pkt) = self.remote.input.parse(plain.freeze()) else {
             return Ok(());
@@ -537,6 +560,8 @@ impl Session {
         let missing = v.packets_missing + a.packets_missing;
         let stages = self.stages.times();
         let first_frame = stages.first_frame();
+        let start = self.stages.start();
+        let ms = |t: Instant| t.saturating_duration_since(start).as_secs_f64() * 1000.0;
         let ratio = |x: u64| {
             if expected == 0 {
                 0.0
@@ -586,6 +611,10 @@ impl Session {
             bitrate_kbps: self.bitrate.kbps(),
             bytes_received: self.bitrate.bytes(),
             frames_decoded: self.frames_decoded,
+            server_stop_ms: self.server_stop.map(|(t, _)| ms(t)),
+            server_stop_status: self.server_stop.map(|(_, s)| s),
+            bye_ms: self.bye_at.map(ms),
+            last_media_ms: self.last_media_at.map(ms),
         }
     }
 }

@@ -10,37 +10,17 @@
 //! Two servers: `origin` plays the demo stream; `edge` has no stream of its own and pulls
 //! `live/*` from `origin`'s HTTP-FLV output, so origin pulls, their stages and ingress are real.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use player_test::PlayOptions;
 use player_test::impair::LinkSpec;
-use player_test::{PlayOptions, SessionReport};
-use rtmlive::config::{Config, Hashing, UpstreamConfig};
+use rtmlive::config::{Hashing, UpstreamConfig};
 use rtmlive::server::{RunningServer, StartOptions, StatsSink, start, start_with};
-
-fn base_config() -> Config {
-    let mut c = rtmlive::config::load_with_env(None, Vec::<(String, String)>::new())
-        .expect("standalone defaults are valid")
-        .config;
-    let lo = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    c.listen.media.bind = lo(0);
-    c.listen.http.bind = lo(0);
-    c.listen.rtmp.bind = lo(0);
-    c
-}
-
-async fn wait_for_demo(s: &RunningServer) {
-    for _ in 0..300 {
-        if s.hub.get("live/demo").is_some_and(|st| st.has_keyframe()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the demo stream never got a keyframe");
-}
+use support::*;
 
 /// A demo server (the origin of the edge below, and the server of the isolation test).
 async fn demo_server(options: StartOptions, stats_capacity: u32) -> RunningServer {
@@ -75,74 +55,6 @@ fn opts(url: String, secs: u64, impair: LinkSpec) -> PlayOptions {
         first_frame_timeout: Duration::from_secs(8),
         impair,
         ..PlayOptions::default()
-    }
-}
-
-async fn play(o: PlayOptions) -> SessionReport {
-    tokio::task::spawn_blocking(move || player_test::play(o))
-        .await
-        .expect("player thread")
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let resp = player_test::http::request(&addr.to_string(), method, path, &[], b"")
-        .await
-        .expect("HTTP request");
-    let (head, body) = resp.body(Duration::from_secs(5)).await.expect("body");
-    (head.status, String::from_utf8_lossy(&body).into_owned())
-}
-
-/// `/metrics` as `sample → value` (`name{labels}` exactly as exposed).
-#[derive(Debug, Clone, Default)]
-struct Scrape(HashMap<String, f64>);
-
-impl Scrape {
-    async fn take(addr: SocketAddr) -> Scrape {
-        let (status, text) = http(addr, "GET", "/metrics").await;
-        assert_eq!(status, 200);
-        Scrape(
-            text.lines()
-                .filter(|l| !l.starts_with('#') && !l.is_empty())
-                .filter_map(|l| {
-                    let (k, v) = l.rsplit_once(' ')?;
-                    Some((k.to_owned(), v.parse().ok()?))
-                })
-                .collect(),
-        )
-    }
-
-    fn get(&self, sample: &str) -> f64 {
-        self.0.get(sample).copied().unwrap_or(0.0)
-    }
-}
-
-/// Asserts that each sample grew from `before` to `after`.
-fn assert_grew(before: &Scrape, after: &Scrape, what: &str, samples: &[&str]) {
-    for s in samples {
-        assert!(
-            after.get(s) > before.get(s),
-            "{what}: {s} did not grow ({} → {})",
-            before.get(s),
-            after.get(s)
-        );
-    }
-}
-
-/// Polls until `f(scrape)` holds (or panics after `within`).
-async fn scrape_until(
-    addr: SocketAddr,
-    within: Duration,
-    what: &str,
-    f: impl Fn(&Scrape) -> bool,
-) -> Scrape {
-    let deadline = Instant::now() + within;
-    loop {
-        let s = Scrape::take(addr).await;
-        if f(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: not reached; last {s:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

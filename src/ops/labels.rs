@@ -129,7 +129,7 @@ label_enum!(
         Protect => "protect",
         /// Authentication/decryption of an incoming packet failed.
         Unprotect => "unprotect",
-        /// Replayed incoming packet.
+        /// Incoming packet refused by the replay window (duplicate or too old).
         Replay => "replay",
     }
 );
@@ -137,12 +137,11 @@ label_enum!(
 label_enum!(
     /// DTLS failure kinds.
     DtlsFailure, "kind" {
-        /// Handshake error (bad record, fingerprint mismatch, …).
+        /// Handshake error (bad record, fingerprint mismatch, a fatal alert from the peer —
+        /// rtc-dtls reports those as handshake errors too, so they are not told apart).
         Handshake => "handshake",
         /// Handshake did not finish within `timeouts.dtls_handshake_ms`.
         Timeout => "timeout",
-        /// Fatal alert from the peer.
-        Alert => "alert",
     }
 );
 

@@ -139,6 +139,17 @@ fn log_session_sample(s: SessionSnapshot) {
 }
 
 impl RunningServer {
+    /// Starts the drain: new sessions are refused (`/readyz` turns 503), every session is
+    /// counted as draining and every miniSDP player is sent a stop packet telling it to re-pull
+    /// elsewhere, while media keeps flowing until [`Self::stop`]. Idempotent.
+    pub fn begin_drain(&self) {
+        self.shutdown.begin_drain();
+        self.accepting.store(false, Ordering::Relaxed);
+        if let Some(d) = &self.driver {
+            d.begin_drain();
+        }
+    }
+
     /// Stops accepting, ends every task and the shard workers.
     pub async fn stop(mut self) {
         self.stats_stop.store(true, Ordering::Relaxed);
@@ -540,8 +551,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             Ok(sig) => tracing::info!(?sig, "shutting down"),
             Err(e) => tracing::warn!(error = %e, "signal handler failed; shutting down"),
         }
-        server.shutdown.begin_drain();
-        server.accepting.store(false, Ordering::Relaxed);
+        server.begin_drain();
         let hub = server.hub.clone();
         let deadline = tokio::time::Instant::now() + drain;
         // A second signal ends the drain at once.

@@ -207,9 +207,11 @@ impl MiniSdpHandler {
             ticket: None,
             ..CompressOptions::new(offer.version, SdpKind::Answer, &offer.url)
         };
-        let answer = match MiniSdp::from_sdp(&neg.answer, &opts).map(|m| m.encode()) {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(e)) => {
+        let (answer, svrsig) = match MiniSdp::from_sdp(&neg.answer, &opts)
+            .map(|m| (m.encode(), m.reference_svrsig()))
+        {
+            Ok((Ok(bytes), svrsig)) => (bytes, svrsig),
+            Ok((Err(e), _)) => {
                 tracing::warn!(error = %e, "miniSDP answer does not encode");
                 return self.reply_error(reg, &offer, Status::FORMAT_ERROR);
             }
@@ -240,6 +242,19 @@ impl MiniSdpHandler {
             // Larger than the anti-amplification budget allows: refuse rather than reflect.
             reg.close(id, now);
             return self.reply_error(reg, &offer, Status::PARAMETER_ERROR);
+        }
+        // What the player hears if this edge starts draining while it plays: a stop packet
+        // naming its session, status 102 ("stream info error": this edge can no longer serve
+        // the stream, the same code an edge that is full answers), to re-pull elsewhere.
+        let notice = StopPacket {
+            version: offer.version,
+            status: Status::STREAM_INFO_ERROR,
+            seq: 0,
+            svrsig,
+            auth: Vec::new(),
+        };
+        if let Ok(bytes) = notice.encode() {
+            reg.set_drain_notice(id, &bytes);
         }
         // (The shard times the `answer_sent` stage when the driver has sent the answer.)
         self.ctx.metrics.minisdp_request(Status::OK.0);

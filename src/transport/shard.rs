@@ -271,7 +271,11 @@ pub struct ShardStats {
     pub keyframe_requests: u64,
     pub srtp_protect_failures: u64,
     pub srtp_unprotect_failures: u64,
+    /// Incoming SRTP/SRTCP packets rejected as replays (not counted as unprotect failures).
+    pub srtp_replays: u64,
     pub sessions_closed: u64,
+    /// Drain notices (miniSDP stop packets) sent when the drain started.
+    pub drain_notices_sent: u64,
 }
 
 /// One session as the admin API lists it, published by its shard about once a second.
@@ -307,11 +311,20 @@ struct Entry {
     /// The deadline filed for this session in the shard's [`TimerQueue`] (its
     /// `poll_timeout` when last asked); older entries for the slot are stale.
     armed: Option<Instant>,
+    /// The server is draining: the session plays on until the deadline, counted as
+    /// `draining`.
+    draining: bool,
+    /// What to send the player when the drain starts (a miniSDP stop packet naming this
+    /// session), if its signaling has a way to say "move elsewhere" (see
+    /// [`Registrar::set_drain_notice`]).
+    drain_notice: Option<Box<[u8]>>,
 }
 
 impl Entry {
     fn state(&self) -> SessionState {
-        if self.established {
+        if self.draining {
+            SessionState::Draining
+        } else if self.established {
             SessionState::Connected
         } else {
             SessionState::Pending
@@ -347,6 +360,8 @@ pub struct Shard {
     media_epoch: Option<fn() -> u64>,
     /// The epoch at the last full pump.
     pumped_epoch: u64,
+    /// [`Self::begin_drain`] was called.
+    draining: bool,
     /// A source may have packets regardless of the epoch: one was cut off at
     /// [`MAX_PER_POLL`], asked for a keyframe, or just became established.
     pump_again: bool,
@@ -436,6 +451,14 @@ impl Registrar<'_> {
         Ok(())
     }
 
+    /// Keeps `notice` (a stop packet the player understands) to send `id`'s player when the
+    /// server starts draining, so it can re-pull from another edge while this one still plays.
+    pub fn set_drain_notice(&mut self, id: SessionId, notice: &[u8]) {
+        if let Some(e) = self.shard.entry_mut(id) {
+            e.drain_notice = Some(notice.into());
+        }
+    }
+
     /// Credits bytes of a retransmitted offer to an existing session.
     pub fn note_received(&mut self, id: SessionId) {
         let (from, n) = (self.from, self.received);
@@ -473,6 +496,7 @@ impl Shard {
             media_epoch: None,
             pumped_epoch: 0,
             pump_again: false,
+            draining: false,
             timers: TimerQueue::new(),
             due: Vec::new(),
             stats: ShardStats::default(),
@@ -564,6 +588,7 @@ impl Shard {
             SrtpFailure::Unprotect,
             d(s.srtp_unprotect_failures, f.srtp_unprotect_failures),
         );
+        m.srtp_failures(SrtpFailure::Replay, d(s.srtp_replays, f.srtp_replays));
         self.flushed = s;
     }
 
@@ -734,8 +759,16 @@ impl Shard {
             keyframe_sent: false,
             snap,
             armed: None,
+            draining: false,
+            drain_notice: None,
         });
         self.pending += 1;
+        if self.draining {
+            let at = self.slots[slot as usize]
+                .as_ref()
+                .map_or_else(Instant::now, |e| e.session.created_at());
+            self.mark_draining(slot, at);
+        }
         self.rearm(slot);
         Ok(SessionId {
             shard: self.config.id,
@@ -789,9 +822,13 @@ impl Shard {
         };
         match entry.session.handle_datagram(now, from, data) {
             Ok(()) => {}
-            Err(SessionError::Srtp(_)) => {
+            Err(SessionError::Srtp(e)) => {
                 self.stats.session_errors += 1;
-                self.stats.srtp_unprotect_failures += 1;
+                if e.is_replay() {
+                    self.stats.srtp_replays += 1;
+                } else {
+                    self.stats.srtp_unprotect_failures += 1;
+                }
             }
             Err(_) => self.stats.session_errors += 1,
         }
@@ -982,7 +1019,8 @@ impl Shard {
                     self.pump_again = true;
                     self.pending = self.pending.saturating_sub(1);
                     entry.observe(metrics, Stage::DtlsDone, now);
-                    if let Some(m) = metrics {
+                    // A draining session stays counted as draining.
+                    if let Some(m) = metrics.filter(|_| !entry.draining) {
                         m.session_state_changed(
                             entry.protocol,
                             SessionState::Pending,
@@ -1086,6 +1124,55 @@ impl Shard {
             e.session.close(now, super::session::CloseReason::Local);
             self.collect(id.slot, now);
         }
+    }
+
+    /// The drain has started: every session is counted as `draining` from now on and keeps
+    /// playing until the deadline, and every player with a drain notice gets it now, so it can
+    /// re-pull from another edge before this one stops (make-before-break). Sessions this
+    /// shard adopts later are draining from the start. Idempotent.
+    pub fn begin_drain(&mut self, now: Instant) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        for slot in 0..self.slots.len() as u32 {
+            self.mark_draining(slot, now);
+        }
+    }
+
+    fn mark_draining(&mut self, slot: u32, now: Instant) {
+        let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if e.draining {
+            return;
+        }
+        let before = e.state();
+        e.draining = true;
+        if let Some(m) = &self.metrics {
+            m.session_state_changed(e.protocol, before, SessionState::Draining);
+        }
+        let Some(notice) = e.drain_notice.take() else {
+            return;
+        };
+        let data = BytesMut::from(&notice[..]);
+        if let Some(to) = e.session.remote() {
+            self.stats.control_sent += 1;
+            self.stats.control_bytes_sent += data.len() as u64;
+            self.stats.drain_notices_sent += 1;
+            self.out.push(Transmit { to, data });
+        } else if let Some(&to) = e.addrs.first() {
+            // Not verified yet: the offer's address, within the anti-amplification budget.
+            if e.session.queue_unverified_send(to, data).is_ok() {
+                self.stats.drain_notices_sent += 1;
+            }
+            self.collect(slot, now);
+        }
+    }
+
+    /// Whether [`Self::begin_drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Closes every session (shutdown): established viewers get RTCP BYE and close_notify, so

@@ -339,6 +339,8 @@ impl SessionDirectory {
 pub struct Driver {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
+    /// Set when the drain starts; each worker tells its shard once.
+    draining: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     counters: Vec<Arc<WorkerCounters>>,
     lobby: Arc<Mutex<Lobby>>,
@@ -373,6 +375,7 @@ impl Driver {
             sockets.push(bind_socket(local_addr, true)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let draining = Arc::new(AtomicBool::new(false));
         let kicks = KickList::default();
         let mut workers = Vec::new();
         let mut counters = Vec::new();
@@ -402,6 +405,7 @@ impl Driver {
             let c = Arc::new(WorkerCounters::default());
             counters.push(c.clone());
             let stop = stop.clone();
+            let draining = draining.clone();
             let cfg = config.clone();
             let lobby = lobby.clone();
             let kicks = kicks.clone();
@@ -413,7 +417,10 @@ impl Driver {
                             socket,
                             shard,
                             &cfg,
-                            &stop,
+                            Signals {
+                                stop: &stop,
+                                draining: &draining,
+                            },
                             &c,
                             (id == 0).then_some(lobby),
                             &kicks,
@@ -425,6 +432,7 @@ impl Driver {
         Ok(Self {
             local_addr,
             stop,
+            draining,
             workers,
             counters,
             lobby,
@@ -433,6 +441,13 @@ impl Driver {
                 slots: slots.into(),
             },
         })
+    }
+
+    /// Starts the drain: every shard marks its sessions draining and sends each player its
+    /// drain notice (see [`Shard::begin_drain`]) on its next loop iteration. Media keeps
+    /// flowing until [`Self::shutdown`]. Idempotent.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     /// The shards' latest session snapshots.
@@ -506,13 +521,23 @@ fn poll_timeout_for(wait: Duration) -> PollTimeout {
     PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
 }
 
+/// What a worker watches besides its socket: set by [`Driver`] from other threads, read once
+/// per loop iteration.
+#[derive(Clone, Copy)]
+pub struct Signals<'a> {
+    /// End the loop (and close every session).
+    pub stop: &'a AtomicBool,
+    /// The drain started (see [`Shard::begin_drain`]).
+    pub draining: &'a AtomicBool,
+}
+
 /// One shard worker's loop.
 #[allow(clippy::too_many_arguments)]
 pub fn run_worker(
     socket: UdpSocket,
     mut shard: Shard,
     config: &DriverConfig,
-    stop: &AtomicBool,
+    signals: Signals<'_>,
     counters: &WorkerCounters,
     lobby_to_expire: Option<Arc<Mutex<Lobby>>>,
     kicks: &KickList,
@@ -524,7 +549,7 @@ pub fn run_worker(
     let mut out = Vec::new();
     let mut next_lobby_expiry = Instant::now();
     let mut next_snapshot = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !signals.stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let wait = shard.poll_timeout().map_or(config.tick, |t| {
             t.saturating_duration_since(now).min(config.tick)
@@ -544,6 +569,9 @@ pub fn run_worker(
             }
         }
         shard.handle_timeout(now);
+        if !shard.is_draining() && signals.draining.load(Ordering::Acquire) {
+            shard.begin_drain(now);
+        }
         shard.pump_media(now);
         shard.drain_transmits(&mut out);
         if !out.is_empty() {

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rtc_rtcp::goodbye::Goodbye;
 use rtc_rtcp::packet::{Packet, marshal, unmarshal};
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc_rtcp::receiver_report::ReceiverReport;
@@ -122,7 +123,13 @@ impl ReceptionStats {
 /// What a player needs from the server's RTCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RtcpIn {
-    SenderReport { ssrc: u32, ntp: u64, rtp_ts: u32 },
+    SenderReport {
+        ssrc: u32,
+        ntp: u64,
+        rtp_ts: u32,
+    },
+    /// The server ends the session (RFC 3550 §6.6).
+    Bye,
 }
 
 /// Parses a (decrypted) compound RTCP packet, keeping what a player acts on.
@@ -132,8 +139,11 @@ pub fn parse(data: &[u8]) -> Result<Vec<RtcpIn>, RtcpError> {
     Ok(pkts
         .iter()
         .filter_map(|p| {
-            p.as_any()
-                .downcast_ref::<SenderReport>()
+            let any = p.as_any();
+            if any.is::<Goodbye>() {
+                return Some(RtcpIn::Bye);
+            }
+            any.downcast_ref::<SenderReport>()
                 .map(|sr| RtcpIn::SenderReport {
                     ssrc: sr.ssrc,
                     ntp: sr.ntp_time,

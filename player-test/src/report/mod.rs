@@ -68,6 +68,18 @@ pub struct SessionReport {
     pub bytes_received: u64,
     /// Frames the decoder produced (`decode` feature), else null.
     pub frames_decoded: Option<u64>,
+    /// When the server told this player to leave (a miniSDP stop packet: the edge is
+    /// draining, re-pull elsewhere), ms since start, and the packet's status.
+    #[serde(default)]
+    pub server_stop_ms: Option<f64>,
+    #[serde(default)]
+    pub server_stop_status: Option<u16>,
+    /// When the server's RTCP BYE arrived, ms since start.
+    #[serde(default)]
+    pub bye_ms: Option<f64>,
+    /// When the last media packet arrived, ms since start.
+    #[serde(default)]
+    pub last_media_ms: Option<f64>,
 }
 
 impl SessionReport {
@@ -100,6 +112,10 @@ impl SessionReport {
             bitrate_kbps: None,
             bytes_received: 0,
             frames_decoded: None,
+            server_stop_ms: None,
+            server_stop_status: None,
+            bye_ms: None,
+            last_media_ms: None,
         }
     }
 }

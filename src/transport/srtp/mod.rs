@@ -47,6 +47,18 @@ pub enum SrtpError {
     Crypto(String),
 }
 
+impl SrtpError {
+    /// Whether an incoming packet was refused by the replay window (a duplicate or a packet
+    /// older than the window), as opposed to failing authentication.
+    pub fn is_replay(&self) -> bool {
+        use rtc_shared::error::Error;
+        matches!(
+            self,
+            SrtpError::Srtp(Error::SrtpSsrcDuplicated(..) | Error::SrtcpSsrcDuplicated(..))
+        )
+    }
+}
+
 /// The SRTP state of a viewer: outbound RTP (in place), outbound SRTCP (our keys) and
 /// inbound (the client's keys).
 pub struct SrtpSession {
