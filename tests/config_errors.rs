@@ -202,7 +202,7 @@ const CASES: &[Case] = &[
         name: "env: unknown key",
         toml: "",
         env: &[("RTMLIVE_LIMITS__MAX_SESSION", "5")],
-        error: "environment variable RTMLIVE_LIMITS__MAX_SESSION: limits.max_session: unknown field `max_session`, expected one of `max_sessions`, `max_pending_sessions`, `max_streams`, `gop_cache_max_bytes`, `gop_cache_max_duration_ms`, `retransmit_cache_max_bytes`, `viewer_max_lag_ms`, `ingest_jitter_ms`, `http_max_body_bytes`, `udp_socket_buffer_bytes`",
+        error: "environment variable RTMLIVE_LIMITS__MAX_SESSION: limits.max_session: unknown field `max_session`, expected one of `max_sessions`, `max_pending_sessions`, `max_streams`, `max_rooms`, `gop_cache_max_bytes`, `gop_cache_max_duration_ms`, `retransmit_cache_max_bytes`, `viewer_max_lag_ms`, `ingest_jitter_ms`, `http_max_body_bytes`, `udp_socket_buffer_bytes`",
     },
     Case {
         name: "env: scalar used as a section",

@@ -147,7 +147,11 @@ struct SimResolver {
 impl StreamResolver for SimResolver {
     fn resolve(&self, key: &str) -> Result<Resolved, ResolveError> {
         if let Some(stream) = self.hub.get(key).filter(|s| !s.is_closed()) {
-            return Ok(Resolved { stream, hold: None });
+            return Ok(Resolved {
+                stream,
+                hold: None,
+                room: None,
+            });
         }
         if !key.starts_with("live/") {
             return Err(ResolveError::NotFound);
@@ -156,7 +160,11 @@ impl StreamResolver for SimResolver {
         if created {
             self.pulls_started.lock().unwrap().push(key.to_owned());
         }
-        Ok(Resolved { stream, hold: None })
+        Ok(Resolved {
+            stream,
+            hold: None,
+            room: None,
+        })
     }
 }
 

@@ -216,6 +216,8 @@ pub struct LimitConfig {
     pub max_pending_sessions: u32,
     /// Distinct streams (pulled, ingested or demo).
     pub max_streams: u32,
+    /// Co-host rooms (admin API `/api/v1/rooms`); 0 turns rooms off.
+    pub max_rooms: u32,
     /// Per stream: bytes of frames kept from the last keyframe on.
     pub gop_cache_max_bytes: u64,
     /// Per stream: media duration kept in the GOP cache.
@@ -247,6 +249,7 @@ impl Default for LimitConfig {
             max_sessions: 10_000,
             max_pending_sessions: 4_096,
             max_streams: 1_000,
+            max_rooms: 256,
             gop_cache_max_bytes: 32 * 1024 * 1024,
             gop_cache_max_duration: Duration::from_secs(20),
             retransmit_cache_max_bytes: 48 * 1024 * 1024,

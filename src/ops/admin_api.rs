@@ -88,6 +88,53 @@ pub enum OriginState {
     Unhealthy,
 }
 
+/// One co-host room (`/api/v1/rooms`): viewers play it as `room/<room>` and follow it when
+/// it is pointed at another source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomInfo {
+    pub room: String,
+    /// The stream (`app/stream`) its viewers are moved to (at its next keyframe).
+    pub source: String,
+    /// How many times the room was switched.
+    pub generation: u64,
+    /// Viewers following the room.
+    pub viewers: u64,
+}
+
+/// Why a room request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RoomError {
+    #[error("room names are 1-128 characters of A-Z a-z 0-9 - _ .")]
+    InvalidName,
+    #[error("a source is a stream name \"app/stream\" (not a room)")]
+    InvalidSource,
+    #[error("the room exists")]
+    Exists,
+    #[error("no such room")]
+    NotFound,
+    #[error("limits.max_rooms reached")]
+    Limit,
+    #[error("the source stream is not published here and no origin serves its app")]
+    SourceNotFound,
+    #[error("the source stream cannot be served now (stream limit or draining)")]
+    SourceUnavailable,
+    #[error("this server has no co-host rooms")]
+    Unsupported,
+}
+
+impl RoomError {
+    fn status(self) -> StatusCode {
+        match self {
+            RoomError::InvalidName | RoomError::InvalidSource => StatusCode::BAD_REQUEST,
+            RoomError::Exists => StatusCode::CONFLICT,
+            RoomError::NotFound => StatusCode::NOT_FOUND,
+            RoomError::SourceNotFound => StatusCode::UNPROCESSABLE_ENTITY,
+            RoomError::Limit | RoomError::SourceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RoomError::Unsupported => StatusCode::NOT_IMPLEMENTED,
+        }
+    }
+}
+
 /// What the admin API reads and commands. Implemented by the server over its components.
 ///
 /// Contract: every method returns promptly without waiting on media tasks; reads come from
@@ -115,6 +162,29 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn ready(&self) -> bool {
         true
     }
+
+    fn list_rooms(&self) -> Vec<RoomInfo> {
+        Vec::new()
+    }
+
+    fn room(&self, room: &str) -> Option<RoomInfo> {
+        self.list_rooms().into_iter().find(|r| r.room == room)
+    }
+
+    /// Creates a room showing `source` (starting its origin pull if needed).
+    fn create_room(&self, _room: &str, _source: &str) -> Result<RoomInfo, RoomError> {
+        Err(RoomError::Unsupported)
+    }
+
+    /// Points a room at `source`: its viewers move at the source's next keyframe.
+    fn switch_room(&self, _room: &str, _source: &str) -> Result<RoomInfo, RoomError> {
+        Err(RoomError::Unsupported)
+    }
+
+    /// Removes a room; its viewers stay on their current stream. `false` if there is none.
+    fn delete_room(&self, _room: &str) -> bool {
+        false
+    }
 }
 
 /// Everything the router needs.
@@ -138,6 +208,11 @@ pub fn router(state: AdminState) -> Router {
         .route("/api/v1/sessions", get(list_sessions))
         .route("/api/v1/sessions/{id}", axum::routing::delete(kick_session))
         .route("/api/v1/origins", get(origins))
+        .route("/api/v1/rooms", get(list_rooms).post(create_room))
+        .route(
+            "/api/v1/rooms/{room}",
+            get(get_room).patch(switch_room).delete(delete_room),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -344,5 +419,84 @@ mod tests {
         assert!(!token_matches(b"abd", b"abc"));
         assert!(!token_matches(b"ab", b"abc"));
         assert!(!token_matches(b"", b"abc"));
+    }
+}
+
+#[derive(Serialize)]
+struct Rooms {
+    rooms: Vec<RoomInfo>,
+}
+
+async fn list_rooms(State(state): State<AdminState>) -> Json<Rooms> {
+    Json(Rooms {
+        rooms: state.backend.list_rooms(),
+    })
+}
+
+async fn get_room(State(state): State<AdminState>, Path(room): Path<String>) -> Response {
+    match state.backend.room(&room) {
+        Some(r) => Json(r).into_response(),
+        None => error(StatusCode::NOT_FOUND, "no such room"),
+    }
+}
+
+/// `POST /api/v1/rooms` body.
+#[derive(Deserialize)]
+struct CreateRoom {
+    room: String,
+    source: String,
+}
+
+/// `PATCH /api/v1/rooms/{room}` body.
+#[derive(Deserialize)]
+struct SwitchRoom {
+    source: String,
+}
+
+fn room_result(r: Result<RoomInfo, RoomError>, ok: StatusCode) -> Response {
+    match r {
+        Ok(info) => (ok, Json(info)).into_response(),
+        Err(e) => error(e.status(), &e.to_string()),
+    }
+}
+
+async fn create_room(
+    State(state): State<AdminState>,
+    body: Result<Json<CreateRoom>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON {\"room\": \"...\", \"source\": \"app/stream\"}",
+        );
+    };
+    room_result(
+        state.backend.create_room(&req.room, &req.source),
+        StatusCode::CREATED,
+    )
+}
+
+async fn switch_room(
+    State(state): State<AdminState>,
+    Path(room): Path<String>,
+    body: Result<Json<SwitchRoom>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(req)) = body else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "body must be JSON {\"source\": \"app/stream\"}",
+        );
+    };
+    room_result(
+        state.backend.switch_room(&room, &req.source),
+        StatusCode::OK,
+    )
+}
+
+async fn delete_room(State(state): State<AdminState>, Path(room): Path<String>) -> Response {
+    if state.backend.delete_room(&room) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such room")
     }
 }

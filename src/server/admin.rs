@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::hub::Hub;
 use crate::ingest::flv_out::FlvSessions;
 use crate::media::Codec;
-use crate::ops::admin_api::{AdminBackend, OriginHealth, OriginState, SessionInfo, StreamInfo};
+use crate::ops::admin_api::{
+    AdminBackend, OriginHealth, OriginState, RoomError, RoomInfo, SessionInfo, StreamInfo,
+};
 use crate::ops::{Protocol, SessionState, StreamSource};
 use crate::transport::socket::{KickList, SessionDirectory};
 
@@ -232,6 +234,40 @@ impl AdminBackend for EdgeAdmin {
             .lock()
             .map(|mut k| k.push((id.to_owned(), Instant::now())))
             .is_ok()
+    }
+
+    fn list_rooms(&self) -> Vec<RoomInfo> {
+        self.streams.rooms().list()
+    }
+
+    fn room(&self, room: &str) -> Option<RoomInfo> {
+        self.streams.rooms().info_of(room)
+    }
+
+    fn create_room(&self, room: &str, source: &str) -> Result<RoomInfo, RoomError> {
+        let info = self
+            .streams
+            .rooms()
+            .create(room, source, self.streams.as_ref())?;
+        tracing::info!(room, source, "room created");
+        Ok(info)
+    }
+
+    fn switch_room(&self, room: &str, source: &str) -> Result<RoomInfo, RoomError> {
+        let info = self
+            .streams
+            .rooms()
+            .switch(room, source, self.streams.as_ref())?;
+        tracing::info!(room, source, viewers = info.viewers, "room switched");
+        Ok(info)
+    }
+
+    fn delete_room(&self, room: &str) -> bool {
+        let deleted = self.streams.rooms().delete(room);
+        if deleted {
+            tracing::info!(room, "room deleted");
+        }
+        deleted
     }
 
     fn origin_health(&self) -> Vec<OriginHealth> {

@@ -1,26 +1,66 @@
-//! The bridge from the hub to a viewer session: a [`Subscription`] cursor presented as the
-//! transport's [`MediaSource`].
+//! The bridge from the hub to a viewer session: a [`Subscription`] cursor (or, for a co-host
+//! room, a [`SwitchableSubscription`] that follows the room) presented as the transport's
+//! [`MediaSource`].
 //!
 //! Packets are handed over as the shared `Bytes` (no copy). When the subscription is moved to a
 //! keyframe (the viewer fell out of the ring, or asked for a keyframe) or to another stream
 //! (co-host switch), the packets stop following each other; a [`Continuity`] then computes the
 //! per-track offsets that keep the viewer's sequence numbers and timestamps continuous, and the
 //! session applies them in the copy it makes for SRTP anyway.
+//!
+//! Retransmissions are answered from the stream that first sent the packet, with the values it
+//! was first sent with: a NACK for the last packets before a switch (or a GOP jump) refers to
+//! the previous epoch, whose offsets differ from the current ones.
 
 use std::sync::Arc;
 
-use crate::hub::{Continuity, JumpReason, Recv, Stream, Subscription};
+use bytes::BytesMut;
+
+use crate::hub::room::{Room, SwitchableSubscription};
+use crate::hub::{Continuity, JumpReason, Recv, Rewrite, SourceSeq, Stream, Subscription};
 use crate::media::TrackKind;
 use crate::ops::Metrics;
 use crate::rtp::MediaPacket;
 use crate::transport::MediaSource;
 use crate::transport::shard::MAX_PER_POLL;
 
-/// A viewer's media: one subscription plus its continuity state (about 200 bytes).
+/// What a viewer reads: one stream, or whatever stream its room currently points at.
+enum Cursor {
+    Stream(Subscription),
+    Room(SwitchableSubscription),
+}
+
+impl Cursor {
+    fn poll(&mut self, out: &mut Vec<MediaPacket>, max: usize) -> Recv {
+        match self {
+            Cursor::Stream(s) => s.poll(out, max),
+            Cursor::Room(s) => s.poll(out, max),
+        }
+    }
+
+    fn stream(&self) -> &Arc<Stream> {
+        match self {
+            Cursor::Stream(s) => s.stream(),
+            Cursor::Room(s) => s.current(),
+        }
+    }
+
+    fn request_keyframe(&mut self) {
+        match self {
+            Cursor::Stream(s) => s.request_keyframe(),
+            Cursor::Room(s) => s.request_keyframe(),
+        }
+    }
+}
+
+/// A viewer's media: one subscription plus its continuity state (about 250 bytes).
 pub struct HubSource {
-    sub: Subscription,
+    cursor: Cursor,
     continuity: Continuity,
     offsets: [(u16, u32); 2],
+    /// The stream the previous epoch's packets came from (NACKs of that epoch are answered
+    /// from it): the same stream after a GOP jump, the one before after a switch.
+    previous: Option<Arc<Stream>>,
     jumps: u64,
     /// Counts GOP jumps and switches (`rtmlive_gop_jumps_total`, `rtmlive_switch_events_total`).
     metrics: Option<Arc<Metrics>>,
@@ -39,11 +79,29 @@ fn lane(t: TrackKind) -> usize {
 impl HubSource {
     /// Starts at the stream's cached keyframe (fast start).
     pub fn new(stream: &Arc<Stream>) -> Self {
+        Self::with_cursor(Cursor::Stream(stream.subscribe()), stream)
+    }
+
+    /// What a resolved request plays: the room if it names one (the viewer follows its
+    /// switches), else the stream. Starts at the cached keyframe either way.
+    pub fn for_resolved(stream: &Arc<Stream>, room: Option<&Arc<Room>>) -> Self {
+        match room {
+            Some(room) => {
+                let sub = room.subscribe(None);
+                let first = sub.current().clone();
+                Self::with_cursor(Cursor::Room(sub), &first)
+            }
+            None => Self::new(stream),
+        }
+    }
+
+    fn with_cursor(cursor: Cursor, stream: &Arc<Stream>) -> Self {
         let audio_clock = stream.audio_config().map_or(48_000, |a| a.sample_rate);
         Self {
-            sub: stream.subscribe(),
+            cursor,
             continuity: Continuity::new(90_000, audio_clock),
             offsets: [(0, 0); 2],
+            previous: None,
             jumps: 0,
             metrics: None,
             _hold: None,
@@ -62,19 +120,45 @@ impl HubSource {
         self
     }
 
-    /// Times this viewer was moved to a keyframe because it fell behind or asked for one.
+    /// Times this viewer was moved to a keyframe (fell behind, asked for one) or to another
+    /// stream of its room.
     pub fn jumps(&self) -> u64 {
         self.jumps
+    }
+
+    /// A retransmission of a previous-epoch packet: a copy patched to the values it was first
+    /// sent with, minus the current offsets that the session will add back.
+    fn previous_epoch_packet(&self, track: TrackKind, source_seq: u16) -> Option<MediaPacket> {
+        let pkt = self.previous.as_ref()?.lookup(track, source_seq)?;
+        let first = self.continuity.retransmission(&pkt, true)?;
+        let (seq_off, ts_off) = self.offsets[lane(track)];
+        let adjusted = Rewrite {
+            seq: first.seq.wrapping_sub(seq_off),
+            timestamp: first.timestamp.wrapping_sub(ts_off),
+            seq_delta: first.seq_delta.wrapping_sub(seq_off),
+            dts_shift_ms: first.dts_shift_ms,
+        };
+        let mut copy = BytesMut::from(&pkt.bytes[..]);
+        if !adjusted.apply(&pkt, &mut copy, None) {
+            return None;
+        }
+        Some(MediaPacket {
+            bytes: copy.freeze(),
+            seq: (pkt.seq & !0xFFFF) | u64::from(adjusted.seq),
+            timestamp: adjusted.timestamp,
+            ..pkt
+        })
     }
 }
 
 impl MediaSource for HubSource {
     fn poll_packets(&mut self, out: &mut Vec<MediaPacket>) {
         let start = out.len();
-        match self.sub.poll(out, MAX_PER_POLL) {
+        match self.cursor.poll(out, MAX_PER_POLL) {
             Recv::Jumped { jump, .. } => {
                 self.jumps += 1;
                 self.continuity.begin_epoch();
+                self.previous = Some(self.cursor.stream().clone());
                 // A keyframe request is answered by a replay, not a skip forward.
                 if jump.reason != JumpReason::KeyframeRequest
                     && let Some(m) = &self.metrics
@@ -85,6 +169,9 @@ impl MediaSource for HubSource {
             Recv::Switched { .. } => {
                 self.jumps += 1;
                 self.continuity.begin_epoch();
+                if let Cursor::Room(s) = &self.cursor {
+                    self.previous = s.previous().cloned();
+                }
                 if let Some(m) = &self.metrics {
                     m.switch_event();
                 }
@@ -99,12 +186,22 @@ impl MediaSource for HubSource {
     }
 
     fn lookup(&self, track: TrackKind, seq16: u16) -> Option<MediaPacket> {
-        self.sub.stream().lookup(track, seq16)
+        // The session mapped the viewer's sequence number back with the current offset; undo
+        // that to find which epoch sent it.
+        let viewer_seq = seq16.wrapping_add(self.offsets[lane(track)].0);
+        match self.continuity.source_seq(track, viewer_seq) {
+            Some(SourceSeq {
+                seq,
+                previous_epoch: true,
+            }) => self.previous_epoch_packet(track, seq),
+            Some(SourceSeq { seq, .. }) => self.cursor.stream().lookup(track, seq),
+            None => self.cursor.stream().lookup(track, seq16),
+        }
     }
 
     fn request_keyframe(&mut self, _track: TrackKind) {
         // Served from the GOP cache by moving this cursor; never forwarded upstream.
-        self.sub.request_keyframe();
+        self.cursor.request_keyframe();
     }
 
     fn offsets(&self, track: TrackKind) -> (u16, u32) {
@@ -112,6 +209,6 @@ impl MediaSource for HubSource {
     }
 
     fn stream_key(&self) -> Option<&str> {
-        Some(self.sub.stream().key())
+        Some(self.cursor.stream().key())
     }
 }

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod counting;
 pub mod media_source;
+pub mod rooms;
 pub mod streams;
 
 use std::net::SocketAddr;
@@ -265,12 +266,16 @@ pub async fn start_with(
             }
         })
         .collect();
-    let streams = Arc::new(EdgeStreams::new(
-        hub.clone(),
-        origins,
-        tokio::runtime::Handle::current(),
-        config.limits.max_streams as usize,
-    ));
+    let rooms = Arc::new(rooms::Rooms::new(config.limits.max_rooms as usize));
+    let streams = Arc::new(
+        EdgeStreams::new(
+            hub.clone(),
+            origins,
+            tokio::runtime::Handle::current(),
+            config.limits.max_streams as usize,
+        )
+        .with_rooms(rooms),
+    );
     let resolver: Arc<dyn StreamResolver> = streams.clone();
 
     // The media port: shard workers with the miniSDP handler.
@@ -489,6 +494,15 @@ fn ingest_key_check(config: &Config, tokens: Option<TokenAuthority>) -> KeyCheck
     let keys = config.auth.ingest_keys.clone();
     let open = config.auth.open;
     Arc::new(move |app: &str, stream: &str, key: Option<&str>| {
+        if app == rooms::ROOM_APP {
+            // `room/<name>` plays a co-host room; nobody can publish under it.
+            tracing::info!(
+                app,
+                stream,
+                "publish refused: the app name is reserved for rooms"
+            );
+            return false;
+        }
         let name = format!("{app}/{stream}");
         if let Some(expected) = keys.get(&name) {
             return key == Some(expected.as_str());

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::hub::Hub;
 use crate::origin::PullManager;
+use crate::server::rooms::{ROOM_APP, Rooms};
 use crate::signal::{ResolveError, Resolved, StreamResolver};
 
 /// The pull manager serving one app (`*` = every app).
@@ -21,6 +22,7 @@ pub struct AppOrigins {
 /// * Otherwise the stream is not found.
 pub struct EdgeStreams {
     hub: Arc<Hub>,
+    rooms: Arc<Rooms>,
     origins: Vec<AppOrigins>,
     runtime: tokio::runtime::Handle,
     max_streams: usize,
@@ -35,6 +37,7 @@ impl EdgeStreams {
     ) -> Self {
         Self {
             hub,
+            rooms: Arc::new(Rooms::new(0)),
             origins,
             runtime,
             max_streams,
@@ -52,18 +55,43 @@ impl EdgeStreams {
     pub fn all_origins(&self) -> &[AppOrigins] {
         &self.origins
     }
+
+    /// Serves `room/<name>` from `rooms`.
+    pub fn with_rooms(mut self, rooms: Arc<Rooms>) -> Self {
+        self.rooms = rooms;
+        self
+    }
+
+    pub fn rooms(&self) -> &Arc<Rooms> {
+        &self.rooms
+    }
 }
 
 impl StreamResolver for EdgeStreams {
     fn resolve(&self, key: &str) -> Result<Resolved, ResolveError> {
         let app = key.split('/').next().unwrap_or_default();
+        if app == ROOM_APP {
+            // A room, never a stream: its source is kept alive by the room directory.
+            let name = key.strip_prefix(ROOM_APP).and_then(|k| k.strip_prefix('/'));
+            let name = name.unwrap_or_default();
+            let room = self.rooms.get(name).ok_or(ResolveError::NotFound)?;
+            return Ok(Resolved {
+                stream: room.target(),
+                hold: None,
+                room: Some(room),
+            });
+        }
         let pulls = self.origins_for(app);
         if let Some(stream) = self.hub.get(key).filter(|s| !s.is_closed()) {
             // Published here, or already pulled: join the pull (if any) for its linger count.
             let hold = pulls
                 .filter(|p| p.is_pulling(key))
                 .map(|p| Box::new(self.lease(p, key)) as Box<dyn Send>);
-            return Ok(Resolved { stream, hold });
+            return Ok(Resolved {
+                stream,
+                hold,
+                room: None,
+            });
         }
         let Some(pulls) = pulls else {
             return Err(ResolveError::NotFound);
@@ -77,6 +105,7 @@ impl StreamResolver for EdgeStreams {
         Ok(Resolved {
             stream,
             hold: Some(Box::new(lease)),
+            room: None,
         })
     }
 }

@@ -224,7 +224,7 @@ impl MiniSdpHandler {
         let id = match reg.register(
             session,
             Box::new(
-                HubSource::new(&resolved.stream)
+                HubSource::for_resolved(&resolved.stream, resolved.room.as_ref())
                     .with_hold(resolved.hold)
                     .with_metrics(self.ctx.metrics.clone()),
             ),

@@ -33,5 +33,8 @@ pub struct Resolved {
     /// Held for as long as the viewer's session lives (e.g. an origin-pull lease: the pull
     /// ends a linger time after the last viewer's hold is dropped).
     pub hold: Option<Box<dyn Send>>,
+    /// Set when the viewer asked for a co-host room (`room/<name>`): `stream` is the room's
+    /// current source, and the viewer follows the room's switches.
+    pub room: Option<Arc<crate::hub::room::Room>>,
 }
 pub mod whep;

@@ -185,7 +185,8 @@ async fn create(
     let session = ViewerSession::new(received, neg.session);
     let (id, etag, token) = state.resources.create(ufrag);
     let hold: Box<dyn Send> = Box::new((resolved.hold, token));
-    let mut source = HubSource::new(&resolved.stream).with_hold(Some(hold));
+    let mut source =
+        HubSource::for_resolved(&resolved.stream, resolved.room.as_ref()).with_hold(Some(hold));
     if let Some(m) = &state.metrics {
         source = source.with_metrics(m.clone());
     }

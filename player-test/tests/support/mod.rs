@@ -40,7 +40,29 @@ pub async fn play(o: PlayOptions) -> SessionReport {
 }
 
 pub async fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
-    let resp = player_test::http::request(&addr.to_string(), method, path, &[], b"")
+    http_body(addr, method, path, &[], b"").await
+}
+
+/// A request with a JSON body.
+pub async fn http_json(addr: SocketAddr, method: &str, path: &str, json: &str) -> (u16, String) {
+    http_body(
+        addr,
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        json.as_bytes(),
+    )
+    .await
+}
+
+pub async fn http_body(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let resp = player_test::http::request(&addr.to_string(), method, path, headers, body)
         .await
         .expect("HTTP request");
     let (head, body) = resp.body(Duration::from_secs(5)).await.expect("body");
