@@ -118,13 +118,30 @@ async fn call(
     uri: &str,
     token: Option<&str>,
 ) -> (StatusCode, String) {
+    call_json(router, method, uri, token, None).await
+}
+
+async fn call_json(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    json_body: Option<&str>,
+) -> (StatusCode, String) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
     }
+    let body = match json_body {
+        Some(b) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            Body::from(b.to_owned())
+        }
+        None => Body::empty(),
+    };
     let resp = router
         .clone()
-        .oneshot(req.body(Body::empty()).unwrap())
+        .oneshot(req.body(body).unwrap())
         .await
         .unwrap();
     let status = resp.status();
@@ -287,20 +304,42 @@ async fn openapi_document_matches_the_router() {
         let method = match line.trim_end() {
             "    get:" => "GET",
             "    delete:" => "DELETE",
-            "    post:" | "    put:" | "    patch:" => panic!("unexpected method in {line}"),
+            "    post:" => "POST",
+            "    patch:" => "PATCH",
+            "    put:" => panic!("unexpected method in {line}"),
             _ => continue,
         };
         let Some(p) = &path else { continue };
         let uri = p
             .replace("{app}", "live")
             .replace("{stream}", "a")
-            .replace("{id}", "s3");
-        let (status, body) = call(&r, method, &uri, None).await;
+            .replace("{id}", "s3")
+            .replace("{room}", "show");
+        let body = matches!(method, "POST" | "PATCH").then_some("{}");
+        let (status, body) = call_json(&r, method, &uri, None, body).await;
         assert!(
             status.is_success() || !body.is_empty(),
             "{method} {p}: {status} with empty body (not routed)"
         );
         checked += 1;
     }
-    assert_eq!(checked, 9, "paths × methods in the document");
+    assert_eq!(checked, 14, "paths × methods in the document");
+}
+
+#[tokio::test]
+async fn rooms_need_a_backend_that_has_them() {
+    let (r, _, _) = setup(None);
+    let (status, body) = call(&r, "GET", "/api/v1/rooms", None).await;
+    assert_eq!(
+        (status, json(&body)["rooms"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(0))
+    );
+    let create = r#"{"room":"show","source":"live/a"}"#;
+    let (status, body) = call_json(&r, "POST", "/api/v1/rooms", None, Some(create)).await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{body}");
+    let (status, body) = call_json(&r, "POST", "/api/v1/rooms", None, Some("not json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json(&body)["error"].as_str().is_some());
+    let (status, _) = call(&r, "GET", "/api/v1/rooms/show", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
