@@ -120,7 +120,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "PLI sent",
-        act: |m| m.pli_sent(),
+        act: |m| m.plis_sent(1),
         moves: &[("rtmlive_pli_sent_total", 1.0)],
     },
     Case {

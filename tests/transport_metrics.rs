@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use common::*;
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -212,4 +213,73 @@ fn dtls_that_never_finishes_is_a_timeout_failure() {
         metrics.sessions(Protocol::MiniSdp, SessionState::Pending),
         0
     );
+}
+
+/// A publisher's media sink that always wants a keyframe (as at the start of a stream).
+struct NeedsKeyframe(Arc<std::sync::atomic::AtomicUsize>);
+
+impl rtmlive::transport::MediaIngest for NeedsKeyframe {
+    fn on_packet(&mut self, _now: Instant, _track: rtmlive::media::TrackKind, _packet: Bytes) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    fn wants_keyframe(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn plis_to_publishers_reach_the_metrics() {
+    use rtmlive::transport::session::{ReceiveParams, ReceiveTrack};
+    let metrics = Metrics::new();
+    let mut client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let mut shard = Shard::new(ShardConfig::new(0));
+    shard.set_metrics(metrics.clone());
+    let mut p = params(client.fingerprint);
+    p.receive = Some(ReceiveParams {
+        tracks: vec![ReceiveTrack {
+            kind: rtmlive::media::TrackKind::Video,
+            payload_type: 96,
+            rtx_payload_type: None,
+            clock_rate: 90_000,
+        }],
+        rtcp_ssrc: 0x5151,
+        config: Default::default(),
+    });
+    let received = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    shard
+        .insert_media(
+            ViewerSession::new(t0, p),
+            rtmlive::transport::SessionMedia::Ingest(Box::new(NeedsKeyframe(received.clone()))),
+            None,
+        )
+        .unwrap();
+    connect_via_shard(&mut shard, &mut client, t0);
+    let mut out = Vec::new();
+    shard.drain_transmits(&mut out);
+    out.clear();
+
+    // The publisher's first packet tells the session its SSRC; the sink wants a keyframe, so
+    // the shard asks with a PLI (once: the session rate-limits them).
+    let rtp = media_packet(1, 300);
+    for _ in 0..2 {
+        shard.handle_datagram(t0, client_addr(), &client.encrypt_rtp(&rtp.bytes));
+    }
+    shard.drain_transmits(&mut out);
+    shard.flush_metrics();
+    assert_eq!(received.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let plis = out
+        .iter()
+        .filter(|t| rtmlive::transport::classify(&t.data) == rtmlive::transport::DatagramKind::Rtcp)
+        .flat_map(|t| {
+            let mut plain = client.decrypt_rtcp(&t.data).freeze();
+            rtc_rtcp::packet::unmarshal(&mut plain).unwrap()
+        })
+        .filter(|p| p.as_any().is::<PictureLossIndication>())
+        .count();
+    assert_eq!(plis, 1, "one PLI went to the publisher");
+    assert_eq!(sample(&metrics, "rtmlive_pli_sent_total"), 1.0);
 }

@@ -332,10 +332,12 @@ impl Metrics {
         self.pli_received.fetch_add(1, Relaxed);
     }
 
-    /// PLI sent to a publisher (WHIP) to get a keyframe.
+    /// `n` PLIs sent to publishers (WHIP) to get a keyframe.
     #[inline]
-    pub fn pli_sent(&self) {
-        self.pli_sent.fetch_add(1, Relaxed);
+    pub fn plis_sent(&self, n: u64) {
+        if n > 0 {
+            self.pli_sent.fetch_add(n, Relaxed);
+        }
     }
 
     #[inline]

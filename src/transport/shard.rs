@@ -269,6 +269,8 @@ pub struct ShardStats {
     pub nacked_seqs: u64,
     /// PLI/FIR from players.
     pub keyframe_requests: u64,
+    /// PLIs sent to publishers (WHIP ingest) that need a keyframe.
+    pub plis_sent: u64,
     pub srtp_protect_failures: u64,
     pub srtp_unprotect_failures: u64,
     /// Incoming SRTP/SRTCP packets rejected as replays (not counted as unprotect failures).
@@ -580,6 +582,7 @@ impl Shard {
             d(s.retransmit_misses, f.retransmit_misses),
         );
         m.plis_received(d(s.keyframe_requests, f.keyframe_requests));
+        m.plis_sent(d(s.plis_sent, f.plis_sent));
         m.srtp_failures(
             SrtpFailure::Protect,
             d(s.srtp_protect_failures, f.srtp_protect_failures),
@@ -954,8 +957,8 @@ impl Shard {
             while let Some(r) = entry.session.poll_received() {
                 ingest.on_packet(now, r.track, r.packet);
             }
-            if ingest.wants_keyframe() {
-                entry.session.request_keyframe(now, TrackKind::Video);
+            if ingest.wants_keyframe() && entry.session.request_keyframe(now, TrackKind::Video) {
+                self.stats.plis_sent += 1;
             }
         }
         let stats = &mut self.stats;

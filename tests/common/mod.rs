@@ -210,6 +210,16 @@ impl Client {
         self.srtp_rx.as_mut().unwrap().decrypt_rtcp(data).unwrap()
     }
 
+    /// SRTP from the client (a WHIP publisher's media).
+    pub fn encrypt_rtp(&mut self, plain: &[u8]) -> Vec<u8> {
+        self.srtcp_tx
+            .as_mut()
+            .unwrap()
+            .encrypt_rtp(plain)
+            .unwrap()
+            .to_vec()
+    }
+
     pub fn encrypt_rtcp(&mut self, plain: &[u8]) -> Vec<u8> {
         self.srtcp_tx
             .as_mut()
