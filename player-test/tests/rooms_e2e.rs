@@ -157,6 +157,11 @@ async fn a_room_moves_its_viewer_between_sources_without_a_gap() {
     assert_eq!(report.loss.after_recovery, 0.0, "{report:?}");
     assert_eq!(report.stalls, 0, "{report:?}");
 
+    // Rooms are WebRTC-only.
+    let (status, body) = http(api, "GET", "/room/show.flv").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("WebRTC"), "{body}");
+
     // Deleted: gone from the list, a second delete is 404.
     assert_eq!(http(api, "DELETE", "/api/v1/rooms/show").await.0, 204);
     assert_eq!(http(api, "DELETE", "/api/v1/rooms/show").await.0, 404);

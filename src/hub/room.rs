@@ -26,6 +26,9 @@ use super::stream::Stream;
 use super::subscription::{Recv, StartAt, Subscription};
 use crate::rtp::MediaPacket;
 
+/// The app name that plays a room: viewers ask for `room/<name>`; nobody may publish under it.
+pub const ROOM_APP: &str = "room";
+
 /// A co-host room: the stream its viewers should currently watch (a host's solo stream or
 /// the mix).
 #[derive(Debug)]

@@ -164,6 +164,16 @@ async fn serve_flv(
     let Some(stream) = file.strip_suffix(".flv") else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    if app == crate::hub::room::ROOM_APP {
+        // Rooms are WebRTC-only: their switches rely on the viewer's RTP continuity, which an
+        // FLV byte stream does not have (a new source would restart its timestamps and
+        // decoder configuration mid-file).
+        return (
+            StatusCode::NOT_FOUND,
+            "co-host rooms play over WebRTC (miniSDP or WHEP), not HTTP-FLV",
+        )
+            .into_response();
+    }
     let key = format!("{app}/{stream}");
     let (stream, lease) = match out.hub.get(&key) {
         Some(s) => (s, None),

@@ -17,8 +17,7 @@ use crate::hub::room::Room;
 use crate::ops::admin_api::{RoomError, RoomInfo};
 use crate::signal::{ResolveError, StreamResolver};
 
-/// The stream-name prefix that plays a room: `room/<name>`.
-pub const ROOM_APP: &str = "room";
+pub use crate::hub::room::ROOM_APP;
 
 /// Longest room name.
 const MAX_NAME: usize = 128;
