@@ -12,7 +12,20 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_rtcp::receiver_report::ReceiverReport;
+use rtc_shared::marshal::Marshal;
 use rtmlive::transport::ViewerSession;
+
+fn receiver_report() -> Vec<u8> {
+    ReceiverReport {
+        ssrc: 0x4242,
+        reports: Vec::new(),
+        profile_extensions: bytes::Bytes::new(),
+    }
+    .marshal()
+    .unwrap()
+    .to_vec()
+}
 
 struct Counting;
 
@@ -111,6 +124,15 @@ fn per_viewer_memory_is_measured_and_bounded() {
         // One media packet so the SRTP per-SSRC state exists too.
         let pkt = media_packet(1, 1000);
         server(|| drop(s.send_media(t0 + Duration::from_millis(1), &pkt)));
+        // The player's first receiver report proves it finished the handshake: the session
+        // retires its DTLS endpoint.
+        let rr = c.encrypt_rtcp(&receiver_report());
+        server(|| {
+            s.handle_datagram(t0 + Duration::from_millis(2), client_addr(), &rr)
+                .unwrap();
+            while s.poll_transmit().is_some() {}
+            while s.poll_event().is_some() {}
+        });
     }
     let established_extra = (SERVER_BYTES.load(Ordering::Relaxed) - before) as usize / N;
     let inline = std::mem::size_of::<ViewerSession>();
@@ -120,15 +142,15 @@ fn per_viewer_memory_is_measured_and_bounded() {
          heap established {} B; total established ≈ {established} B",
         pending + established_extra
     );
-    // Target: ≤ 16 KiB besides rtc-dtls's Endpoint; with the Endpoint included it must stay
-    // within 32 KiB (a regression guard; docs/transport.md records the measured figures).
+    // Target: ≤ 16 KiB per viewer, pending (before the handshake) and established (after the
+    // player's first RTCP retired the DTLS endpoint).
     assert!(
         pending + inline <= 16 * 1024,
         "pending session {} B",
         pending + inline
     );
     assert!(
-        established <= 32 * 1024,
+        established <= 16 * 1024,
         "established session {established} B"
     );
 }

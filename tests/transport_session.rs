@@ -565,3 +565,51 @@ fn shard_skips_the_source_pass_while_the_media_epoch_stands_still() {
         .collect();
     assert_eq!(rtp.len(), 1, "keyframe request did not trigger a pass");
 }
+
+#[test]
+fn a_retired_dtls_endpoint_still_says_goodbye() {
+    let mut client = Client::new(
+        identity().fingerprint(),
+        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+    );
+    let t0 = Instant::now();
+    let mut session = ViewerSession::new(t0, params(client.fingerprint));
+    let now = connect(&mut session, &mut client, t0);
+    // The player's first receiver report proves it has the keys: the endpoint is retired.
+    let rr = ReceiverReport {
+        ssrc: 0x4242,
+        reports: Vec::new(),
+        profile_extensions: bytes::Bytes::new(),
+    };
+    session
+        .handle_datagram(
+            now,
+            client_addr(),
+            &client.encrypt_rtcp(&rr.marshal().unwrap()),
+        )
+        .unwrap();
+    drain(&mut session);
+    // DTLS from the peer is now ignored, never an error.
+    session
+        .handle_datagram(
+            now,
+            client_addr(),
+            &[22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0],
+        )
+        .unwrap();
+    // Closing still sends RTCP BYE and a close_notify the client accepts.
+    session.close(now, CloseReason::Local);
+    let out = drain(&mut session);
+    let dtls: Vec<_> = out
+        .iter()
+        .filter(|t| (20..=63).contains(&t.data[0]))
+        .collect();
+    assert_eq!(dtls.len(), 1, "one close_notify");
+    assert!(!client.peer_closed);
+    client.receive_dtls(now, &dtls[0].data);
+    assert!(
+        client.peer_closed,
+        "the prepared close_notify was not accepted"
+    );
+    assert!(out.iter().any(|t| t.data[0] >> 6 == 2), "RTCP BYE");
+}

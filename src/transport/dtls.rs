@@ -214,8 +214,20 @@ pub struct DtlsProgress {
 }
 
 /// The DTLS side of one session (named for its usual role; see [`DtlsRole`]).
+///
+/// WebRTC media uses DTLS only to agree on SRTP keys; no application data follows. Once the
+/// peer has proved it finished the handshake too (its first authenticated SRTP/SRTCP packet),
+/// the session [retires](Self::retire) the endpoint: its handshake state and cached flights
+/// are most of a viewer's memory (about 15 KB of 18), and all that is still needed of it is the
+/// close_notify it would send at the end, which is built at that moment (no DTLS record follows
+/// it, so its sequence number is already known) and kept as 40-odd bytes.
 pub struct DtlsServer {
-    endpoint: Endpoint,
+    /// `None` once retired.
+    endpoint: Option<Box<Endpoint>>,
+    /// The close_notify prepared at retirement, sent by [`Self::close`].
+    close_notify: Vec<Box<[u8]>>,
+    /// Datagrams to hand out through [`Self::poll_transmit`] after retirement.
+    queued: Vec<BytesMut>,
     expected: Fingerprint,
     completed: bool,
     role: DtlsRole,
@@ -239,7 +251,13 @@ impl DtlsServer {
             DtlsRole::Client => (None, Some(identity.client_config.clone())),
         };
         Self {
-            endpoint: Endpoint::new(LOCAL_KEY, TransportProtocol::UDP, server),
+            endpoint: Some(Box::new(Endpoint::new(
+                LOCAL_KEY,
+                TransportProtocol::UDP,
+                server,
+            ))),
+            close_notify: Vec::new(),
+            queued: Vec::new(),
             expected: expected_peer_fingerprint,
             completed: false,
             role,
@@ -254,8 +272,8 @@ impl DtlsServer {
     /// Client role: sends the ClientHello (once; later calls do nothing). The session calls
     /// this when ICE has verified the peer's address.
     pub fn connect(&mut self, now: Instant) -> Result<(), DtlsError> {
-        if let Some(config) = self.client.take() {
-            self.endpoint.connect(now, PEER_KEY, config, None)?;
+        if let (Some(config), Some(ep)) = (self.client.take(), self.endpoint.as_mut()) {
+            ep.connect(now, PEER_KEY, config, None)?;
         }
         Ok(())
     }
@@ -266,10 +284,13 @@ impl DtlsServer {
         now: Instant,
         data: &[u8],
     ) -> Result<DtlsProgress, DtlsError> {
-        let events = self
-            .endpoint
-            .read(now, PEER_KEY, None, BytesMut::from(data))?;
         let mut progress = DtlsProgress::default();
+        let Some(ep) = self.endpoint.as_mut() else {
+            // Retired: the peer has finished the handshake, so nothing it sends can need an
+            // answer (a close_notify arrives with its RTCP BYE, or consent expires).
+            return Ok(progress);
+        };
+        let events = ep.read(now, PEER_KEY, None, BytesMut::from(data))?;
         for event in events {
             match event {
                 EndpointEvent::HandshakeComplete => {
@@ -288,7 +309,8 @@ impl DtlsServer {
     fn verify_fingerprint(&self) -> Result<(), DtlsError> {
         let state = self
             .endpoint
-            .get_connection_state(PEER_KEY)
+            .as_ref()
+            .and_then(|ep| ep.get_connection_state(PEER_KEY))
             .ok_or(DtlsError::NotConnected)?;
         let der = state
             .peer_certificates
@@ -312,7 +334,8 @@ impl DtlsServer {
         }
         let state = self
             .endpoint
-            .get_connection_state(PEER_KEY)
+            .as_ref()
+            .and_then(|ep| ep.get_connection_state(PEER_KEY))
             .ok_or(DtlsError::NotConnected)?;
         let profile = match state.srtp_protection_profile() {
             SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
@@ -346,7 +369,10 @@ impl DtlsServer {
 
     /// The next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
-        self.endpoint.poll_transmit().map(|t| t.message)
+        if let Some(d) = self.queued.pop() {
+            return Some(d);
+        }
+        self.endpoint.as_mut()?.poll_transmit().map(|t| t.message)
     }
 
     /// When the handshake next needs [`Self::handle_timeout`] (flight retransmission).
@@ -359,7 +385,7 @@ impl DtlsServer {
         if self.completed {
             return None;
         }
-        self.endpoint.poll_timeout(&PEER_KEY)
+        self.endpoint.as_ref()?.poll_timeout(&PEER_KEY)
     }
 
     /// Drives flight retransmission; fails when the retransmissions are exhausted.
@@ -368,7 +394,10 @@ impl DtlsServer {
             // No timer after the handshake (see `poll_timeout`).
             return Ok(());
         }
-        match self.endpoint.handle_timeout(PEER_KEY, now) {
+        let Some(ep) = self.endpoint.as_mut() else {
+            return Ok(());
+        };
+        match ep.handle_timeout(PEER_KEY, now) {
             Ok(()) => Ok(()),
             // No association yet (no ClientHello seen): nothing to drive.
             Err(rtc_shared::error::Error::InvalidRemoteAddress(_)) => Ok(()),
@@ -378,7 +407,45 @@ impl DtlsServer {
 
     /// Queues close_notify.
     pub fn close(&mut self, now: Instant) {
-        let _ = self.endpoint.stop(now, PEER_KEY);
+        match self.endpoint.as_mut() {
+            Some(ep) => {
+                let _ = ep.stop(now, PEER_KEY);
+            }
+            None => {
+                let prepared = std::mem::take(&mut self.close_notify);
+                self.queued
+                    .extend(prepared.iter().rev().map(|d| BytesMut::from(&d[..])));
+            }
+        }
+    }
+
+    /// Frees the handshake state once the peer has proved it is connected (see the type's
+    /// documentation), keeping only the close_notify. Call when an authenticated SRTP or SRTCP
+    /// packet arrives; does nothing before the handshake completed or when already retired.
+    /// Anything still queued for the peer stays queued.
+    pub fn retire(&mut self, now: Instant) {
+        if !self.completed {
+            return;
+        }
+        let Some(mut ep) = self.endpoint.take() else {
+            return;
+        };
+        let mut pending = Vec::new();
+        while let Some(t) = ep.poll_transmit() {
+            pending.push(t.message);
+        }
+        let _ = ep.stop(now, PEER_KEY);
+        while let Some(t) = ep.poll_transmit() {
+            self.close_notify.push(t.message[..].into());
+        }
+        drop(ep);
+        // `queued` pops from the back.
+        self.queued.extend(pending.into_iter().rev());
+    }
+
+    /// Whether [`Self::retire`] freed the endpoint.
+    pub fn is_retired(&self) -> bool {
+        self.endpoint.is_none()
     }
 }
 

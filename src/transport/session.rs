@@ -624,6 +624,8 @@ impl ViewerSession {
         };
         let plain = srtp.unprotect_rtcp(data)?;
         self.stats.rtcp_received += 1;
+        // Authenticated SRTCP: the peer has the keys, so it finished the handshake.
+        self.dtls.retire(now);
         let mut feedback = Vec::new();
         rtcp::parse(&plain, &mut feedback)?;
         let arrival = self.ntp.ntp(now);
@@ -684,6 +686,7 @@ impl ViewerSession {
             return Err(SessionError::Unexpected(DatagramKind::Rtp));
         };
         let plain = srtp.unprotect_rtp(data)?.freeze();
+        self.dtls.retire(now);
         let view = RtpView::parse(plain, &ExtensionIds::none())?;
         let pt = view.payload_type;
         let Some(idx) = rx

@@ -56,6 +56,8 @@ pub struct Client {
     srtp_rx: Option<Context>,
     srtcp_tx: Option<Context>,
     pub connected: bool,
+    /// The server's close_notify arrived.
+    pub peer_closed: bool,
     provider: Arc<dyn rtc_dtls::crypto_provider::RTCCryptoProvider>,
 }
 
@@ -90,6 +92,7 @@ impl Client {
             srtp_rx: None,
             srtcp_tx: None,
             connected: false,
+            peer_closed: false,
             provider,
         }
     }
@@ -153,6 +156,9 @@ impl Client {
             .read(now, server_addr(), None, BytesMut::from(data))
             .unwrap();
         for e in events {
+            if let EndpointEvent::PeerClosed = e {
+                self.peer_closed = true;
+            }
             if let EndpointEvent::HandshakeComplete = e {
                 self.connected = true;
                 let state = self.endpoint.get_connection_state(server_addr()).unwrap();
