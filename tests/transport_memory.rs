@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_rtcp::receiver_report::ReceiverReport;
 use rtc_shared::marshal::Marshal;
 use rtmlive::transport::ViewerSession;
@@ -82,10 +81,7 @@ fn per_viewer_memory_is_measured_and_bounded() {
 
     let before = SERVER_BYTES.load(Ordering::Relaxed);
     for _ in 0..N {
-        let client = Client::new(
-            identity().fingerprint(),
-            vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-        );
+        let client = Client::gcm();
         let p = params(client.fingerprint);
         sessions.push(server(|| Box::new(ViewerSession::new(t0, p))));
         clients.push(client);

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 use rtc_shared::marshal::Marshal;
@@ -29,10 +28,7 @@ fn sample(m: &Metrics, name: &str) -> f64 {
 #[test]
 fn shard_lifecycle_and_traffic_reach_the_metrics() {
     let metrics = Metrics::new();
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut shard = Shard::new(ShardConfig::new(0));
     shard.set_metrics(metrics.clone());
@@ -181,10 +177,7 @@ fn shard_lifecycle_and_traffic_reach_the_metrics() {
 #[test]
 fn dtls_that_never_finishes_is_a_timeout_failure() {
     let metrics = Metrics::new();
-    let client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let client = Client::gcm();
     let t0 = Instant::now();
     let mut shard = Shard::new(ShardConfig::new(0));
     shard.set_metrics(metrics.clone());
@@ -231,10 +224,7 @@ impl rtmlive::transport::MediaIngest for NeedsKeyframe {
 fn plis_to_publishers_reach_the_metrics() {
     use rtmlive::transport::session::{ReceiveParams, ReceiveTrack};
     let metrics = Metrics::new();
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut shard = Shard::new(ShardConfig::new(0));
     shard.set_metrics(metrics.clone());

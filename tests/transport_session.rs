@@ -50,10 +50,7 @@ fn stun_dtls_srtp_media_decrypts_to_the_original_bytes() {
 
 #[test]
 fn rewrite_offsets_apply_to_the_viewer_copy_only() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     let now = connect(&mut session, &mut client, t0);
@@ -73,10 +70,7 @@ fn rewrite_offsets_apply_to_the_viewer_copy_only() {
 
 #[test]
 fn nack_pli_receiver_report_and_sender_report() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     let mut now = connect(&mut session, &mut client, t0);
@@ -159,10 +153,7 @@ fn nack_pli_receiver_report_and_sender_report() {
 
 #[test]
 fn consent_expiry_closes_with_bye() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     let now = connect(&mut session, &mut client, t0);
@@ -211,10 +202,7 @@ fn consent_expiry_closes_with_bye() {
 
 #[test]
 fn never_connected_times_out() {
-    let client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     let t = session.poll_timeout().unwrap();
@@ -229,10 +217,7 @@ fn never_connected_times_out() {
 
 #[test]
 fn wrong_client_certificate_is_refused() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     // The offer announced a different fingerprint.
     let mut session = ViewerSession::new(t0, params(Fingerprint([0xAB; 32])));
@@ -264,10 +249,7 @@ fn wrong_client_certificate_is_refused() {
 
 #[test]
 fn anti_amplification_before_verification() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     // The offer was 120 bytes: the answer may be at most 360.
@@ -343,10 +325,7 @@ fn anti_amplification_before_verification() {
 
 #[test]
 fn shard_routes_by_ufrag_then_address_and_serves_nacks_from_the_source() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut shard = Shard::new(ShardConfig::new(0));
     let packets: Vec<MediaPacket> = (0..10).map(|s| media_packet(s, 500)).collect();
@@ -466,10 +445,7 @@ fn pending_sessions_are_bounded() {
 #[test]
 fn lobby_sessions_move_only_on_an_authenticated_check() {
     use rtmlive::transport::shard::Lobby;
-    let client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let client = Client::gcm();
     let t0 = Instant::now();
     let lobby = Lobby::new(4);
     let mut shard = Shard::new(ShardConfig::new(1));
@@ -512,10 +488,7 @@ fn test_epoch() -> u64 {
 
 #[test]
 fn shard_skips_the_source_pass_while_the_media_epoch_stands_still() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut shard = Shard::new(ShardConfig::new(0));
     shard.set_media_epoch(test_epoch);
@@ -568,10 +541,7 @@ fn shard_skips_the_source_pass_while_the_media_epoch_stands_still() {
 
 #[test]
 fn a_retired_dtls_endpoint_still_says_goodbye() {
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     let t0 = Instant::now();
     let mut session = ViewerSession::new(t0, params(client.fingerprint));
     let now = connect(&mut session, &mut client, t0);

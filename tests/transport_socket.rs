@@ -117,10 +117,7 @@ fn minisdp_hook_then_media_over_loopback() {
     .unwrap();
     let server = driver.local_addr();
 
-    let mut client = Client::new(
-        identity().fingerprint(),
-        vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
-    );
+    let mut client = Client::gcm();
     *fp_slot.lock().unwrap() = Some(client.fingerprint);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(50)))

@@ -62,6 +62,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client of the shared test identity offering AES-GCM SRTP (what most tests use).
+    pub fn gcm() -> Self {
+        Self::new(
+            identity().fingerprint(),
+            vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm],
+        )
+    }
+
     pub fn new(server_fp: Fingerprint, profiles: Vec<SrtpProtectionProfile>) -> Self {
         let provider = rtc_dtls::crypto_provider::default_provider().unwrap();
         let cert =
