@@ -34,8 +34,7 @@ use super::rtmp_server::KeyCheck;
 use super::rtp_ingest::RtpIngest;
 use crate::origin::sink::HubTarget;
 use crate::signal::http::{
-    MAX_OFFER, Resources, bearer, content_type_is, created, error, preflight, retry_after,
-    unauthorized,
+    Resources, bearer, created, error, preflight, refuse_offer, retry_after, unauthorized,
 };
 use crate::signal::negotiate::{LocalDescription, negotiate_publish, random_ice_string};
 use crate::signal::whep::{key_stream, lobby_refusal, too_many_tracks};
@@ -96,14 +95,8 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !content_type_is(&headers, "application/sdp") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "offer must be application/sdp",
-        );
-    }
-    if body.len() > MAX_OFFER {
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
+    if let Some(refused) = refuse_offer(&headers, &body) {
+        return refused;
     }
     let Some(key) = crate::signal::negotiate::stream_key(&format!("/{app}/{stream}")) else {
         return error(StatusCode::NOT_FOUND, "invalid stream name");

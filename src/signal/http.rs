@@ -77,6 +77,18 @@ pub async fn preflight() -> Response {
 }
 
 /// Whether the request's media type (parameters ignored) is `want`.
+/// The first checks of every WHIP/WHEP offer: an `application/sdp` body of at most
+/// [`MAX_OFFER`] bytes. Returns the refusal to send (415 or 413), if any.
+pub fn refuse_offer(headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    if !content_type_is(headers, "application/sdp") {
+        return Some(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "offer must be application/sdp",
+        ));
+    }
+    (body.len() > MAX_OFFER).then(|| error(StatusCode::PAYLOAD_TOO_LARGE, "offer too large"))
+}
+
 pub fn content_type_is(headers: &HeaderMap, want: &str) -> bool {
     headers
         .get(header::CONTENT_TYPE)

@@ -25,8 +25,7 @@ use rtm_sdp::Sdp;
 
 use super::auth::{TokenAuthority, TokenKind};
 use super::http::{
-    MAX_OFFER, Resources, bearer, content_type_is, created, error, preflight, retry_after,
-    unauthorized,
+    Resources, bearer, created, error, preflight, refuse_offer, retry_after, unauthorized,
 };
 use super::negotiate::{LocalDescription, negotiate, random_ice_string};
 use super::{ResolveError, StreamResolver};
@@ -108,16 +107,9 @@ async fn create(
     body: Bytes,
 ) -> Response {
     let received = Instant::now();
-    if !content_type_is(&headers, "application/sdp") {
+    if let Some(refused) = refuse_offer(&headers, &body) {
         state.rejected(RejectReason::BadRequest);
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "offer must be application/sdp",
-        );
-    }
-    if body.len() > MAX_OFFER {
-        state.rejected(RejectReason::BadRequest);
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "offer too large");
+        return refused;
     }
     let key = match super::negotiate::stream_key(&format!("/{app}/{stream}")) {
         Some(k) => k,
