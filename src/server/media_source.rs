@@ -21,6 +21,7 @@ use crate::hub::{Continuity, JumpReason, Recv, Rewrite, SourceSeq, Stream, Subsc
 use crate::media::TrackKind;
 use crate::ops::Metrics;
 use crate::rtp::MediaPacket;
+use crate::rtp::ext::{RtmExt, shift_time_values};
 use crate::transport::MediaSource;
 use crate::transport::shard::MAX_PER_POLL;
 
@@ -142,6 +143,18 @@ impl HubSource {
         if !adjusted.apply(&pkt, &mut copy, None) {
             return None;
         }
+        // The time values, like the timestamp, as first sent less what the session adds.
+        let ids = [
+            RtmExt::DecodingTimestamp.default_id(),
+            RtmExt::ReferenceFrameTimestamp.default_id(),
+        ];
+        if !shift_time_values(
+            &mut copy,
+            ids,
+            adjusted.timestamp.wrapping_sub(pkt.timestamp),
+        ) {
+            return None;
+        }
         Some(MediaPacket {
             bytes: copy.freeze(),
             seq: (pkt.seq & !0xFFFF) | u64::from(adjusted.seq),
@@ -210,5 +223,85 @@ impl MediaSource for HubSource {
 
     fn stream_key(&self) -> Option<&str> {
         Some(self.cursor.stream().key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::{Hub, HubConfig};
+    use crate::media::FrameKind;
+
+    /// One-packet video frames: RTP header (seq, timestamp 3000 apart) and a payload naming
+    /// the sequence number.
+    fn frame(seq: u64, key: bool) -> MediaPacket {
+        let ts = seq as u32 * 3000;
+        let mut b = vec![0x80, 0x80 | 96];
+        b.extend_from_slice(&(seq as u16).to_be_bytes());
+        b.extend_from_slice(&ts.to_be_bytes());
+        b.extend_from_slice(&[0, 0, 0, 1, seq as u8]);
+        MediaPacket {
+            bytes: Bytes::from(b),
+            track: TrackKind::Video,
+            seq,
+            timestamp: ts,
+            marker: true,
+            frame_kind: if key {
+                FrameKind::Key
+            } else {
+                FrameKind::Inter
+            },
+            keyframe_start: key,
+            dts_ms: seq as i64 * 33,
+            seq_range_offset: None,
+        }
+    }
+
+    fn header(p: &MediaPacket) -> (u16, u32) {
+        let b = &p.bytes;
+        (
+            u16::from_be_bytes([b[2], b[3]]),
+            u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        )
+    }
+
+    #[test]
+    fn nacks_of_the_previous_epoch_get_the_packet_as_first_sent() {
+        let hub = Hub::new(HubConfig::default());
+        let (stream, _) = hub.get_or_create("live/a");
+        stream.push_packets((0..10).map(|s| frame(s, s % 5 == 0)));
+        let mut src = HubSource::new(&stream);
+        let mut out = Vec::new();
+        src.poll_packets(&mut out);
+        assert_eq!(out.len(), 5, "starts at the cached keyframe (5)");
+        assert_eq!(src.offsets(TrackKind::Video), (0, 0));
+
+        // A keyframe request replays the GOP: a new epoch continuing at output seq 10.
+        src.request_keyframe(TrackKind::Video);
+        out.clear();
+        src.poll_packets(&mut out);
+        assert_eq!(out.len(), 5);
+        let (seq_off, ts_off) = src.offsets(TrackKind::Video);
+        assert_eq!(seq_off, 5, "source 5 goes out as 10");
+        // The session maps a NACKed output seq back with the current offset ...
+        let stream_seq = |viewer: u16| viewer.wrapping_sub(seq_off);
+        // ... output 7 was source 7 in the previous epoch: the answer, once the session adds
+        // the current offsets, is exactly what was first sent (seq 7, timestamp 21000).
+        let old = src.lookup(TrackKind::Video, stream_seq(7)).expect("cached");
+        let (s, t) = header(&old);
+        assert_eq!(
+            (s.wrapping_add(seq_off), t.wrapping_add(ts_off)),
+            (7, 21_000)
+        );
+        assert_eq!(old.bytes[12..], frame(7, false).bytes[12..], "same payload");
+        // Output 12 is source 7 of the current epoch: the shared packet itself.
+        let cur = src
+            .lookup(TrackKind::Video, stream_seq(12))
+            .expect("cached");
+        assert_eq!(cur.bytes, frame(7, false).bytes);
+        // Never sent: nothing (or the stream's own packet of that number, as before).
+        assert!(src.lookup(TrackKind::Video, stream_seq(40)).is_none());
     }
 }

@@ -47,6 +47,15 @@ impl ExtensionPolicy {
         matches!(self, ExtensionPolicy::Keep)
     }
 
+    /// The id the viewer knows the stream's extension `stream_id` by; 0 if it does not get it.
+    pub fn viewer_id(&self, stream_id: u8) -> u8 {
+        match self {
+            ExtensionPolicy::Keep => stream_id,
+            ExtensionPolicy::Strip => 0,
+            ExtensionPolicy::Remap(map) => map[usize::from(stream_id)],
+        }
+    }
+
     /// Copies the RTP packet `src` into `out` (cleared first) with the policy applied. Returns
     /// the offset in `out` of the value of extension `track_id` (the stream id of an element
     /// whose value position the caller needs, e.g. frame-seq-range), if it survived.

@@ -6,11 +6,13 @@
 //! timebases: `RTP timestamp = decoding-timestamp + composition-time` (mod 2^32).
 
 pub mod block;
+mod shift;
 
 use bytes::Bytes;
 
 use crate::media::FrameKind;
 pub use block::{BlockError, Element, Elements, Form};
+pub use shift::shift_time_values;
 
 /// The RTM extensions, in the order a packet carries them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 
 use super::SrtpError;
 use crate::rtp::MediaPacket;
-use crate::rtp::ext::RtmExt;
+use crate::rtp::ext::{RtmExt, shift_time_values};
 use crate::transport::ext_policy::ExtensionPolicy;
 
 /// How one track's packets are rewritten for one viewer.
@@ -85,6 +85,16 @@ impl Rewrite {
             let last = u16::from_be_bytes([range[2], range[3]]).wrapping_add(self.seq_offset);
             range[0..2].copy_from_slice(&first.to_be_bytes());
             range[2..4].copy_from_slice(&last.to_be_bytes());
+        }
+        if self.ts_offset != 0 {
+            // DTS and reference-frame timestamp share the RTP timestamp's origin.
+            let ids = [
+                ext.viewer_id(RtmExt::DecodingTimestamp.default_id()),
+                ext.viewer_id(RtmExt::ReferenceFrameTimestamp.default_id()),
+            ];
+            if ids != [0, 0] && !shift_time_values(out, ids, self.ts_offset) {
+                return Err(SrtpError::ShortPacket);
+            }
         }
         Ok(())
     }
@@ -168,5 +178,39 @@ mod tests {
             r.apply(&bad, &ExtensionPolicy::Keep, &mut BytesMut::new()),
             Err(SrtpError::BadSeqRangeOffset(200))
         ));
+    }
+
+    #[test]
+    fn timestamp_offsets_move_the_dts_and_reference_values_too() {
+        // Two-byte block: 18 (DTS) = 0x0F00, 19 (CTS) = 0x30, 23 (reference) = 0x0E00.
+        let mut b = vec![0x90, 96, 0, 7, 0, 0, 0x0F, 0x30, 0xAA, 0xBB, 0xCC, 0xDD];
+        b.extend_from_slice(&[0x10, 0x00, 0, 5]);
+        b.extend_from_slice(&[18, 4, 0, 0, 0x0F, 0, 19, 4, 0, 0, 0, 0x30]);
+        b.extend_from_slice(&[23, 4, 0, 0, 0x0E, 0, 0, 0]);
+        b.extend_from_slice(&[9, 9]);
+        let p = MediaPacket {
+            bytes: Bytes::from(b),
+            seq_range_offset: None,
+            ..packet(false)
+        };
+        let r = Rewrite {
+            ssrc: 1,
+            payload_type: 96,
+            seq_offset: 0,
+            ts_offset: 0x100,
+        };
+        let mut s = BytesMut::new();
+        r.apply(&p, &ExtensionPolicy::Keep, &mut s).unwrap();
+        assert_eq!(&s[4..8], &[0, 0, 0x10, 0x30], "timestamp");
+        assert_eq!(&s[18..22], &[0, 0, 0x10, 0], "DTS");
+        assert_eq!(&s[24..28], &[0, 0, 0, 0x30], "CTS unchanged");
+        assert_eq!(&s[30..34], &[0, 0, 0x0F, 0], "reference");
+        // A viewer that knows DTS as id 3 and did not negotiate the others.
+        let remap = ExtensionPolicy::from_pairs(&[(18, 3)]);
+        r.apply(&p, &remap, &mut s).unwrap();
+        assert_eq!(&s[16..21], &[(3 << 4) | 3, 0, 0, 0x10, 0]);
+        // A browser without extensions.
+        r.apply(&p, &ExtensionPolicy::Strip, &mut s).unwrap();
+        assert_eq!(&s[12..], &[9, 9]);
     }
 }
