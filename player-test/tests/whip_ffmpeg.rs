@@ -4,7 +4,11 @@
 //!
 //! ffmpeg → HTTP POST offer → ICE-lite → DTLS → SRTP receive (reorder/NACK/PLI) → RTP
 //! depacketize → hub publisher (packetize once) → viewer session → player. Under `CI=true` a
-//! missing ffmpeg 9 fails the test instead of skipping it.
+//! missing ffmpeg 9 fails the test instead of skipping it. The edge asks the publisher for its
+//! first keyframe with PLIs, and `rtmlive_pli_sent_total` counts them; the publisher counts as
+//! a `whip` session and its media as `whip` ingress.
+
+mod support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,6 +17,7 @@ use player_test::{PlayOptions, SessionReport};
 use rtmlive::config::Config;
 use rtmlive::media::Codec;
 use rtmlive::server::start;
+use support::{Scrape, assert_grew, base_config, http};
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -49,13 +54,7 @@ fn ffmpeg9() -> Option<String> {
 }
 
 fn config() -> Config {
-    let mut c = rtmlive::config::load_with_env(None, Vec::<(String, String)>::new())
-        .expect("standalone defaults are valid")
-        .config;
-    let lo = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    c.listen.media.bind = lo(0);
-    c.listen.http.bind = lo(0);
-    c.listen.rtmp.bind = lo(0);
+    let mut c = base_config();
     c.demo.enabled = false;
     c
 }
@@ -148,6 +147,41 @@ async fn publish_and_play(dtls_active: bool) {
     assert_eq!(video.codec, Codec::H264);
     assert_eq!((video.width, video.height), (320, 240));
     assert_eq!(stream.audio_config().map(|a| a.codec), Some(Codec::Opus));
+    // The ingest waited for (and asked for) its first keyframe: PLIs went to the publisher.
+    // (Flushed to the metrics once per shard iteration: a few milliseconds.)
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let publishing = loop {
+        let m = Scrape::take(s.http_addr).await;
+        if m.get("rtmlive_pli_sent_total") >= 1.0 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no PLI sent to the publisher");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The publisher is a WHIP session (not a WHEP one), and its media is WHIP ingress.
+    assert_eq!(
+        publishing.get(r#"rtmlive_sessions{protocol="whip",state="connected"}"#),
+        1.0
+    );
+    assert_eq!(
+        publishing.get(r#"rtmlive_sessions_opened_total{protocol="whip"}"#),
+        1.0
+    );
+    assert_eq!(
+        publishing.get(r#"rtmlive_sessions_opened_total{protocol="whep"}"#),
+        0.0
+    );
+    assert!(publishing.get(r#"rtmlive_ingress_packets_total{source="whip"}"#) > 0.0);
+    assert!(publishing.get(r#"rtmlive_ingress_bytes_total{source="whip"}"#) > 0.0);
+    // A POST that is no SDP offer is refused and counted.
+    let (status, _) = http(s.http_addr, "POST", "/whip/live/other").await;
+    assert_eq!(status, 415);
+    assert_grew(
+        &publishing,
+        &Scrape::take(s.http_addr).await,
+        "refused WHIP POST",
+        &[r#"rtmlive_sessions_rejected_total{protocol="whip",reason="bad_request"}"#],
+    );
 
     // A viewer plays it over WebRTC (miniSDP), video and Opus audio, nothing dropped.
     let r = play(format!("rtm://{}/live/w", s.media_addr), 4).await;
@@ -182,6 +216,11 @@ async fn publish_and_play(dtls_active: bool) {
             "the stream did not end after the publisher left"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = Scrape::take(s.http_addr).await;
+    for state in ["pending", "connected"] {
+        let sample = format!(r#"rtmlive_sessions{{protocol="whip",state="{state}"}}"#);
+        assert_eq!(after.get(&sample), 0.0, "{sample} after the publisher left");
     }
     s.stop().await;
 }

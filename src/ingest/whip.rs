@@ -32,6 +32,7 @@ use rtm_sdp::Sdp;
 
 use super::rtmp_server::KeyCheck;
 use super::rtp_ingest::RtpIngest;
+use crate::ops::{Metrics, Protocol, RejectReason};
 use crate::origin::sink::HubTarget;
 use crate::signal::http::{
     Resources, bearer, created, error, preflight, refuse_offer, retry_after, unauthorized,
@@ -54,6 +55,9 @@ pub struct WhipState {
     keys: KeyCheck,
     accepting: Arc<AtomicBool>,
     resources: Resources,
+    /// Refusals (`rtmlive_sessions_rejected_total{protocol="whip"}`); the sessions themselves
+    /// are counted by the lobby and the shard.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl WhipState {
@@ -74,6 +78,19 @@ impl WhipState {
             target,
             keys,
             accepting,
+            metrics: None,
+        }
+    }
+
+    /// Records refused publishes in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn rejected(&self, reason: RejectReason) {
+        if let Some(m) = &self.metrics {
+            m.session_rejected(Protocol::Whip, reason);
         }
     }
 }
@@ -95,36 +112,60 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let refuse = |reason: RejectReason, response: Response| {
+        state.rejected(reason);
+        response
+    };
     if let Some(refused) = refuse_offer(&headers, &body) {
-        return refused;
+        return refuse(RejectReason::BadRequest, refused);
     }
     let Some(key) = crate::signal::negotiate::stream_key(&format!("/{app}/{stream}")) else {
-        return error(StatusCode::NOT_FOUND, "invalid stream name");
+        return refuse(
+            RejectReason::BadRequest,
+            error(StatusCode::NOT_FOUND, "invalid stream name"),
+        );
     };
     if !(state.keys)(&app, key_stream(&key), bearer(&headers)) {
-        return unauthorized();
+        return refuse(RejectReason::Auth, unauthorized());
     }
     if !state.accepting.load(Ordering::Relaxed) {
-        return retry_after(StatusCode::SERVICE_UNAVAILABLE, "draining", "5");
+        return refuse(
+            RejectReason::Draining,
+            retry_after(StatusCode::SERVICE_UNAVAILABLE, "draining", "5"),
+        );
     }
     let Ok(text) = std::str::from_utf8(&body) else {
-        return error(StatusCode::BAD_REQUEST, "offer is not UTF-8");
+        return refuse(
+            RejectReason::BadRequest,
+            error(StatusCode::BAD_REQUEST, "offer is not UTF-8"),
+        );
     };
     let offer = match Sdp::parse(text) {
         Ok(o) => o,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("malformed SDP: {e}")),
+        Err(e) => {
+            return refuse(
+                RejectReason::BadRequest,
+                error(StatusCode::BAD_REQUEST, &format!("malformed SDP: {e}")),
+            );
+        }
     };
     if let Some(r) = too_many_tracks(&offer) {
-        return r;
+        return refuse(RejectReason::BadRequest, r);
     }
     let ufrag = ufrag_for_shard(WHIP_SHARD, &random_ice_string(8));
     let neg = match negotiate_publish(&state.local, &offer, ufrag.clone()) {
         Ok(n) => n,
-        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            return refuse(
+                RejectReason::BadRequest,
+                error(StatusCode::BAD_REQUEST, &e.to_string()),
+            );
+        }
     };
+    // One publisher per stream: the stream's only publishing slot is taken.
     let (sink, claim) = match state.target.claim(&key) {
         Ok(c) => c,
-        Err(e) => return error(StatusCode::CONFLICT, &e),
+        Err(e) => return refuse(RejectReason::Limit, error(StatusCode::CONFLICT, &e)),
     };
     let now = Instant::now();
     tracing::info!(stream = %key, "WHIP publish negotiated");
@@ -137,7 +178,7 @@ async fn create(
         .unwrap_or_else(PoisonError::into_inner)
         .insert_ingest(session, Box::new(ingest));
     if let Some(r) = lobby_refusal(inserted) {
-        return r;
+        return refuse(RejectReason::Limit, r);
     }
     let location = format!("/whip/{app}/{stream}/{id}", stream = key_stream(&key));
     created(neg.answer.to_sdp_string(), &location, &etag)

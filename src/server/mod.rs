@@ -348,14 +348,17 @@ pub async fn start_with(
     let _ = local_slot.set(ctx);
 
     // HTTP: WHEP, WHIP, HTTP-FLV, admin and metrics.
-    let whip_state = Arc::new(WhipState::new(
-        local.clone(),
-        lobby.clone(),
-        target.clone(),
-        ingest_key_check(config, tokens.clone()),
-        accepting.clone(),
-        driver.kicks().clone(),
-    ));
+    let whip_state = Arc::new(
+        WhipState::new(
+            local.clone(),
+            lobby.clone(),
+            target.clone(),
+            ingest_key_check(config, tokens.clone()),
+            accepting.clone(),
+            driver.kicks().clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let whep_state = Arc::new(
         WhepState::new(
             local,

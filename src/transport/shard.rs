@@ -94,6 +94,17 @@ pub enum SessionMedia {
     Ingest(Box<dyn MediaIngest>),
 }
 
+impl SessionMedia {
+    /// The protocol of a session signaled over HTTP, which is all the lobby holds: WHEP plays,
+    /// WHIP publishes.
+    fn http_protocol(&self) -> Protocol {
+        match self {
+            SessionMedia::Egress(_) => Protocol::Whep,
+            SessionMedia::Ingest(_) => Protocol::Whip,
+        }
+    }
+}
+
 /// Identifies a session within its shard (slot + generation, so a stale id never matches a
 /// reused slot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,7 +144,7 @@ type Parked = (ViewerSession, SessionMedia);
 pub struct Lobby {
     sessions: HashMap<Box<[u8]>, Parked>,
     capacity: usize,
-    /// Parked sessions count as WHEP sessions in state `pending`.
+    /// Parked sessions count as `pending` WHEP (viewers) or WHIP (publishers) sessions.
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -146,16 +157,15 @@ impl Lobby {
         }))
     }
 
-    /// Records parked sessions in `metrics` (as `protocol="whep", state="pending"`).
+    /// Records parked sessions in `metrics` (`state="pending"`, `protocol="whep"` for viewers,
+    /// `"whip"` for publishers).
     pub fn set_metrics(&mut self, metrics: Arc<Metrics>) {
         self.metrics = Some(metrics);
     }
 
-    fn count_closed(&self, n: usize) {
-        if let Some(m) = &self.metrics {
-            for _ in 0..n {
-                m.session_closed(Protocol::Whep, SessionState::Pending);
-            }
+    fn count_closed(metrics: Option<&Metrics>, media: &SessionMedia) {
+        if let Some(m) = metrics {
+            m.session_closed(media.http_protocol(), SessionState::Pending);
         }
     }
 
@@ -185,21 +195,24 @@ impl Lobby {
         if self.sessions.contains_key(&key) {
             return Err(ShardError::DuplicateUfrag);
         }
-        self.sessions.insert(key, (session, media));
         if let Some(m) = &self.metrics {
-            m.session_opened(Protocol::Whep, SessionState::Pending);
+            m.session_opened(media.http_protocol(), SessionState::Pending);
         }
+        self.sessions.insert(key, (session, media));
         Ok(())
     }
 
     /// Drops parked sessions whose ICE deadline passed.
     pub fn expire(&mut self, now: Instant) {
-        let before = self.sessions.len();
-        self.sessions.retain(|_, (s, _)| {
+        let metrics = self.metrics.as_deref();
+        self.sessions.retain(|_, (s, media)| {
             s.handle_timeout(now);
-            !s.is_closed()
+            let keep = !s.is_closed();
+            if !keep {
+                Self::count_closed(metrics, media);
+            }
+            keep
         });
-        self.count_closed(before - self.sessions.len());
     }
 
     pub fn len(&self) -> usize {
@@ -212,11 +225,13 @@ impl Lobby {
 
     /// Drops a parked session (its signaling was cancelled). `true` if it was here.
     pub fn remove(&mut self, ufrag: &[u8]) -> bool {
-        let removed = self.sessions.remove(ufrag).is_some();
-        if removed {
-            self.count_closed(1);
+        match self.sessions.remove(ufrag) {
+            Some((_, media)) => {
+                Self::count_closed(self.metrics.as_deref(), &media);
+                true
+            }
+            None => false,
         }
-        removed
     }
 
     /// Takes a parked session out without counting it closed (it moves into a shard).
@@ -275,6 +290,9 @@ pub struct ShardStats {
     pub srtp_unprotect_failures: u64,
     /// Incoming SRTP/SRTCP packets rejected as replays (not counted as unprotect failures).
     pub srtp_replays: u64,
+    /// In-order media packets from WHIP publishers handed to their ingest, and their bytes.
+    pub ingest_packets: u64,
+    pub ingest_bytes: u64,
     pub sessions_closed: u64,
     /// Drain notices (miniSDP stop packets) sent when the drain started.
     pub drain_notices_sent: u64,
@@ -548,6 +566,11 @@ impl Shard {
             IngressSource::Player,
             d(s.datagrams, f.datagrams),
             d(s.bytes_received, f.bytes_received),
+        );
+        m.ingress(
+            IngressSource::Whip,
+            d(s.ingest_packets, f.ingest_packets),
+            d(s.ingest_bytes, f.ingest_bytes),
         );
         m.egress(
             EgressKind::Media,
@@ -920,11 +943,12 @@ impl Shard {
         }
         drop(lobby);
         // Counted as opened when it was parked; a full shard drops it.
-        match self.insert_as(Protocol::Whep, session, media, None) {
+        let protocol = media.http_protocol();
+        match self.insert_as(protocol, session, media, None) {
             Ok(id) => Some(id.slot),
             Err(_) => {
                 if let Some(m) = &self.metrics {
-                    m.session_closed(Protocol::Whep, SessionState::Pending);
+                    m.session_closed(protocol, SessionState::Pending);
                 }
                 None
             }
@@ -955,6 +979,8 @@ impl Shard {
         };
         if let SessionMedia::Ingest(ingest) = &mut entry.media {
             while let Some(r) = entry.session.poll_received() {
+                self.stats.ingest_packets += 1;
+                self.stats.ingest_bytes += r.packet.len() as u64;
                 ingest.on_packet(now, r.track, r.packet);
             }
             if ingest.wants_keyframe() && entry.session.request_keyframe(now, TrackKind::Video) {
