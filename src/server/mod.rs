@@ -574,7 +574,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         // A second signal ends the drain at once.
         let second = crate::ops::shutdown::signal();
         tokio::pin!(second);
-        while tokio::time::Instant::now() < deadline && hub.list().iter().any(|s| s.viewers > 0) {
+        // WebRTC viewers hold packet subscriptions, HTTP-FLV responses (players, and edges
+        // pulling from this server) frame subscriptions: both are sessions to wait for.
+        let watched = |hub: &crate::hub::Hub| {
+            hub.list()
+                .iter()
+                .any(|s| s.viewers + s.frame_subscribers > 0)
+        };
+        while tokio::time::Instant::now() < deadline && watched(&hub) {
             tokio::select! {
                 _ = &mut second => {
                     tracing::warn!("second signal: ending the drain now");
