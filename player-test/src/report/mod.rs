@@ -277,6 +277,18 @@ impl Report {
             if let Some(e) = &s.error {
                 let _ = writeln!(o, "  error: {e}");
             }
+            if let Some(at) = s.server_stop_ms {
+                let _ = writeln!(
+                    o,
+                    "  server asked to leave (stop packet, status {}) at {at:.0} ms{}",
+                    s.server_stop_status.map_or("?".into(), |c| c.to_string()),
+                    s.last_media_ms
+                        .map_or(String::new(), |m| format!("; media until {m:.0} ms"))
+                );
+            }
+            if let Some(at) = s.bye_ms {
+                let _ = writeln!(o, "  server ended the session (RTCP BYE) at {at:.0} ms");
+            }
             let _ = writeln!(
                 o,
                 "  played {:.1} s: {} frames released, {} dropped, {} stalls ({:.0} ms, ratio {:.3})",
@@ -302,7 +314,8 @@ impl Report {
                 "  latency {} · bitrate {}",
                 s.latency_ms.map_or("-".to_owned(), |l| format!(
                     "p50 {:.0} ms (max {:.0})",
-                    l.p50, l.max
+                    whole(l.p50),
+                    whole(l.max)
                 )),
                 s.bitrate_kbps
                     .map_or("-".to_owned(), |b| format!("{b:.0} kbit/s"))
@@ -344,7 +357,7 @@ impl Report {
                 a.loss_before_recovery * 100.0,
                 a.loss_after_recovery * 100.0,
                 a.latency_ms
-                    .map_or("-".to_owned(), |l| format!("{:.0} ms", l.p50))
+                    .map_or("-".to_owned(), |l| format!("{:.0} ms", whole(l.p50)))
             );
         }
         let c = &self.client;
@@ -358,6 +371,12 @@ impl Report {
         );
         o
     }
+}
+
+/// Rounds for display without printing "-0" for tiny negative values (clock skew on one host).
+fn whole(v: f64) -> f64 {
+    let r = v.round();
+    if r == 0.0 { 0.0 } else { r }
 }
 
 #[cfg(test)]
