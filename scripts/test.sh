@@ -8,6 +8,6 @@ bash scripts/setup.sh
 export RTMLIVE_FFMPEG9="$(python3 -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 cargo test --workspace --release --all-targets --locked 2>&1
 # The fuzz targets live in their own workspace (sanitizer flags stay out of the main build);
-# they must at least compile against the current code. Release profile: shares no artifacts
-# with the test build above, but the dependency graph is the same, so it stays quick.
+# they must at least compile against the current code (a check, no code generation: about a
+# minute cold, seconds warm).
 (cd fuzz && cargo check --bins --locked 2>&1)
