@@ -87,8 +87,9 @@ async fn players_hear_of_the_drain_at_its_start_and_play_until_its_end() {
     // Media flowed after the notice, up to the end, then BYE.
     let last = report.last_media_ms.expect("media received");
     assert!(
-        last > notice + 1500.0,
-        "media stopped at {last:.0} ms, notice at {notice:.0} ms"
+        last > notice + 1000.0 && last > ms(stop_at) - 250.0,
+        "media stopped at {last:.0} ms; notice at {notice:.0} ms, server stop at {:.0} ms",
+        ms(stop_at)
     );
     let bye = report
         .bye_ms
