@@ -29,6 +29,11 @@ use crate::rtp::MediaPacket;
 /// The app name that plays a room: viewers ask for `room/<name>`; nobody may publish under it.
 pub const ROOM_APP: &str = "room";
 
+/// Whether `key` (`app/stream`) is in the room namespace, where no stream may exist.
+pub fn is_room_key(key: &str) -> bool {
+    key.split('/').next() == Some(ROOM_APP)
+}
+
 /// A co-host room: the stream its viewers should currently watch (a host's solo stream or
 /// the mix).
 #[derive(Debug)]

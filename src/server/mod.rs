@@ -505,16 +505,9 @@ pub async fn start_with(
 fn ingest_key_check(config: &Config, tokens: Option<TokenAuthority>) -> KeyCheck {
     let keys = config.auth.ingest_keys.clone();
     let open = config.auth.open;
+    // (`room/<name>` is refused after this check, with its own message: see
+    // `HubTarget::claim`.)
     Arc::new(move |app: &str, stream: &str, key: Option<&str>| {
-        if app == rooms::ROOM_APP {
-            // `room/<name>` plays a co-host room; nobody can publish under it.
-            tracing::info!(
-                app,
-                stream,
-                "publish refused: the app name is reserved for rooms"
-            );
-            return false;
-        }
         let name = format!("{app}/{stream}");
         if let Some(expected) = keys.get(&name) {
             return key == Some(expected.as_str());
