@@ -273,7 +273,12 @@ impl TrackBuffer {
         }
         let first = self.slots.get(&start)?;
         if let Some((_, l)) = first.pkt.meta.seq_range {
-            return Some(self.unwrap.peek(l));
+            // Only a range that starts here and is plausibly long: the extension is input,
+            // and an inverted range would make the frame end before it starts.
+            let l = self.unwrap.peek(l);
+            if l >= start && l - start < MAX_FRAME_PACKETS {
+                return Some(l);
+            }
         }
         // Plain RTP: a frame ends at the marker bit or where the timestamp changes.
         let ts = first.pkt.timestamp;
@@ -412,6 +417,20 @@ mod tests {
 
     fn drain(b: &mut TrackBuffer) -> Vec<AssembledFrame> {
         std::iter::from_fn(|| b.pop_frame()).collect()
+    }
+
+    #[test]
+    fn an_inverted_frame_seq_range_is_ignored_not_trusted() {
+        // Found by the player_receive fuzz target: a range whose last number is before its
+        // first made the frame end before it started (and the release allocate ~2^64 slots).
+        let t = Instant::now();
+        let mut b = TrackBuffer::new(TrackKind::Video, JitterConfig::default());
+        let mut p = stream(500, 1, 1, true).remove(0);
+        p.meta.seq_range = Some((500, 400));
+        b.insert(p, t).unwrap();
+        let frames = drain(&mut b);
+        assert_eq!(frames.len(), 1, "released by its marker bit instead");
+        assert_eq!(frames[0].packets.len(), 1);
     }
 
     #[test]

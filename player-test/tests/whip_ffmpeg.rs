@@ -172,6 +172,8 @@ async fn publish_and_play(dtls_active: bool) {
         0.0
     );
     assert!(publishing.get(r#"rtmlive_ingress_packets_total{source="whip"}"#) > 0.0);
+    assert_eq!(publishing.get(r#"rtmlive_streams{source="whip"}"#), 1.0);
+    assert_eq!(publishing.get(r#"rtmlive_streams{source="rtmp"}"#), 0.0);
     assert!(publishing.get(r#"rtmlive_ingress_bytes_total{source="whip"}"#) > 0.0);
     // A POST that is no SDP offer is refused and counted.
     let (status, _) = http(s.http_addr, "POST", "/whip/live/other").await;

@@ -163,7 +163,7 @@ async fn create(
         }
     };
     // One publisher per stream: the stream's only publishing slot is taken.
-    let (sink, claim) = match state.target.claim(&key) {
+    let (sink, claim) = match state.target.claim(&key, crate::ops::StreamSource::Whip) {
         Ok(c) => c,
         Err(e @ ClaimError::Reserved(_)) => {
             return refuse(

@@ -4,7 +4,7 @@
 //! hub implements [`MediaSink`] (packetize once, push to the stream) and [`PullTarget`];
 //! [`HubTarget`] is that implementation for the [`Hub`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::hub::{Hub, Publisher, PublisherConfig, PublisherStats};
@@ -12,6 +12,7 @@ use crate::ingest::hub_tags::HubTagReader;
 use crate::ingest::rtmp_server::{DemuxingTagSink, PlaySource, PublishTarget, TagSink};
 use crate::media::DemuxEvent;
 use crate::media::flv_mux::HevcMode;
+use crate::ops::StreamSource;
 use crate::rtmp::{MediaTag, TagKind};
 
 /// Receives one stream's demuxed events, in order.
@@ -76,8 +77,12 @@ impl MediaSink for PublisherSink {
 pub struct HubTarget {
     hub: Arc<Hub>,
     config: PublisherConfig,
-    publishing: Arc<Mutex<HashSet<String>>>,
+    /// Keys being published, and by what (RTMP or WHIP).
+    publishing: Publishing,
 }
+
+/// The keys being published and their ingest protocol.
+type Publishing = Arc<Mutex<HashMap<String, StreamSource>>>;
 
 impl HubTarget {
     pub fn new(hub: Arc<Hub>, config: PublisherConfig) -> HubTarget {
@@ -115,26 +120,40 @@ pub enum ClaimError {
 }
 
 impl HubTarget {
-    /// Claims `key` for one publisher (RTMP or WHIP; at most one at a time): its sink and the
-    /// claim that frees the key when dropped. Every publisher comes through here, so this is
-    /// where the room namespace is kept free of streams.
-    pub fn claim(&self, key: &str) -> Result<(Arc<PublisherSink>, PublishClaim), ClaimError> {
+    /// Claims `key` for one publisher (`by` RTMP or WHIP; at most one at a time): its sink and
+    /// the claim that frees the key when dropped. Every publisher comes through here, so this
+    /// is where the room namespace is kept free of streams.
+    pub fn claim(
+        &self,
+        key: &str,
+        by: StreamSource,
+    ) -> Result<(Arc<PublisherSink>, PublishClaim), ClaimError> {
         if crate::hub::room::is_room_key(key) {
             return Err(ClaimError::Reserved(key.to_owned()));
         }
-        if !self
-            .publishing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.to_owned())
         {
-            return Err(ClaimError::Busy(key.to_owned()));
+            let mut publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
+            if publishing.contains_key(key) {
+                return Err(ClaimError::Busy(key.to_owned()));
+            }
+            publishing.insert(key.to_owned(), by);
         }
         let claim = PublishClaim {
             key: key.to_owned(),
             publishing: self.publishing.clone(),
         };
         Ok((self.sink_for(key), claim))
+    }
+}
+
+impl HubTarget {
+    /// How `key` is being published here, if it is (the admin API's stream source).
+    pub fn publisher_of(&self, key: &str) -> Option<StreamSource> {
+        self.publishing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
     }
 }
 
@@ -147,7 +166,7 @@ impl PullTarget for HubTarget {
 /// The right to publish one key (RTMP or WHIP): frees the key when dropped.
 pub struct PublishClaim {
     key: String,
-    publishing: Arc<Mutex<HashSet<String>>>,
+    publishing: Publishing,
 }
 
 impl PublishClaim {
@@ -228,7 +247,7 @@ impl PublishTarget for HubTarget {
 
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String> {
         let (sink, claim) = self
-            .claim(&format!("{app}/{stream}"))
+            .claim(&format!("{app}/{stream}"), StreamSource::Rtmp)
             .map_err(|e| e.to_string())?;
         Ok(Box::new(PublishSlot {
             _claim: claim,
@@ -246,14 +265,20 @@ mod tests {
     fn one_publisher_per_name_and_none_in_the_room_namespace() {
         let hub = Arc::new(Hub::new(HubConfig::default()));
         let target = HubTarget::new(hub.clone(), PublisherConfig::default());
-        let (_sink, claim) = target.claim("live/a").expect("free");
+        let (_sink, claim) = target.claim("live/a", StreamSource::Rtmp).expect("free");
         assert_eq!(
-            target.claim("live/a").err(),
+            target.claim("live/a", StreamSource::Rtmp).err(),
             Some(ClaimError::Busy("live/a".into()))
         );
         drop(claim);
-        assert!(target.claim("live/a").is_ok(), "freed by the claim's drop");
-        let refused = target.claim("room/show").err().expect("reserved");
+        assert!(
+            target.claim("live/a", StreamSource::Rtmp).is_ok(),
+            "freed by the claim's drop"
+        );
+        let refused = target
+            .claim("room/show", StreamSource::Rtmp)
+            .err()
+            .expect("reserved");
         assert_eq!(refused, ClaimError::Reserved("room/show".into()));
         assert!(refused.to_string().contains("co-host room"));
         assert!(hub.get("room/show").is_none());

@@ -36,6 +36,8 @@ pub struct EdgeAdmin {
     rates: Mutex<HashMap<String, Rate>>,
     /// HTTP-FLV responses in progress.
     flv: Option<FlvSessions>,
+    /// Who publishes what here (RTMP or WHIP).
+    publishers: Option<Arc<crate::origin::HubTarget>>,
 }
 
 impl EdgeAdmin {
@@ -54,7 +56,14 @@ impl EdgeAdmin {
             demo_key,
             rates: Mutex::new(HashMap::new()),
             flv: None,
+            publishers: None,
         }
+    }
+
+    /// Tells RTMP from WHIP publishes by asking the ingest target.
+    pub fn with_publishers(mut self, target: Arc<crate::origin::HubTarget>) -> Self {
+        self.publishers = Some(target);
+        self
     }
 
     /// Also lists (and kicks) HTTP-FLV responses.
@@ -105,7 +114,11 @@ impl EdgeAdmin {
         {
             StreamSource::Origin
         } else {
-            StreamSource::Rtmp
+            // Published here; by what, if the ingest target still holds the claim.
+            self.publishers
+                .as_ref()
+                .and_then(|t| t.publisher_of(key))
+                .unwrap_or(StreamSource::Rtmp)
         }
     }
 }

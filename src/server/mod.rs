@@ -391,7 +391,8 @@ pub async fn start_with(
             driver.sessions().clone(),
             config.demo.enabled.then(|| config.demo.stream.clone()),
         )
-        .with_flv(flv.sessions()),
+        .with_flv(flv.sessions())
+        .with_publishers(target.clone()),
     );
     tasks.push(tokio::spawn(
         edge_admin.clone().run_sampler(Duration::from_secs(1)),
