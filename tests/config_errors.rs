@@ -145,6 +145,24 @@ const CASES: &[Case] = &[
         error: "bad.toml:2:12: auth.ingest_keys.studio: is not a stream name; expected app/stream (letters, digits, '_', '-', '.')",
     },
     Case {
+        name: "ingest key in the room namespace",
+        toml: "[auth.ingest_keys]\n\"room/show\" = \"k\"\n",
+        env: &[],
+        error: "bad.toml:2:15: auth.ingest_keys.\"room/show\": is in the reserved app `room`; expected another app: room/<name> plays a co-host room (admin API /api/v1/rooms), never a stream",
+    },
+    Case {
+        name: "upstream app in the room namespace",
+        toml: "[[origins.upstreams]]\napp = \"room\"\nurls = [\"http://o/{stream}.flv\"]\n",
+        env: &[],
+        error: "bad.toml:2:7: origins.upstreams[0].app: `room` is reserved; expected another app: room/<name> plays a co-host room (admin API /api/v1/rooms), never a stream",
+    },
+    Case {
+        name: "demo stream in the room namespace",
+        toml: "[demo]\nenabled = true\nstream = \"room/demo\"\n",
+        env: &[],
+        error: "bad.toml:3:10: demo.stream: `room/demo` is in the reserved app `room`; expected another app: room/<name> plays a co-host room (admin API /api/v1/rooms), never a stream",
+    },
+    Case {
         name: "TLS origin",
         toml: "[[origins.upstreams]]\napp = \"live\"\nurls = [\"https://o/{stream}.flv\"]\n",
         env: &[],

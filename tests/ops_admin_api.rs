@@ -343,3 +343,218 @@ async fn rooms_need_a_backend_that_has_them() {
     let (status, _) = call(&r, "GET", "/api/v1/rooms/show", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Resolves the open streams of a hub, like an edge without origins; `busy/*` is unavailable
+/// (an edge at its stream limit).
+struct HubStreams(rtmlive::hub::Hub);
+
+impl rtmlive::signal::StreamResolver for HubStreams {
+    fn resolve(
+        &self,
+        key: &str,
+    ) -> Result<rtmlive::signal::Resolved, rtmlive::signal::ResolveError> {
+        use rtmlive::signal::{ResolveError, Resolved};
+        if key.starts_with("busy/") {
+            return Err(ResolveError::Unavailable);
+        }
+        let stream = self
+            .0
+            .get(key)
+            .filter(|s| !s.is_closed())
+            .ok_or(ResolveError::NotFound)?;
+        Ok(Resolved {
+            stream,
+            hold: None,
+            room: None,
+        })
+    }
+}
+
+/// The server's room directory behind the router, over a hub holding `live/a` and `live/b`.
+struct RoomsBackend {
+    rooms: rtmlive::server::rooms::Rooms,
+    streams: HubStreams,
+}
+
+impl AdminBackend for RoomsBackend {
+    fn list_streams(&self) -> Vec<StreamInfo> {
+        Vec::new()
+    }
+    fn close_stream(&self, _: &str, _: &str) -> bool {
+        false
+    }
+    fn list_sessions(&self) -> Vec<SessionInfo> {
+        Vec::new()
+    }
+    fn kick_session(&self, _: &str) -> bool {
+        false
+    }
+    fn origin_health(&self) -> Vec<OriginHealth> {
+        Vec::new()
+    }
+    fn list_rooms(&self) -> Vec<RoomInfo> {
+        self.rooms.list()
+    }
+    fn room(&self, room: &str) -> Option<RoomInfo> {
+        self.rooms.info_of(room)
+    }
+    fn create_room(&self, room: &str, source: &str) -> Result<RoomInfo, RoomError> {
+        self.rooms.create(room, source, &self.streams)
+    }
+    fn switch_room(&self, room: &str, source: &str) -> Result<RoomInfo, RoomError> {
+        self.rooms.switch(room, source, &self.streams)
+    }
+    fn delete_room(&self, room: &str) -> bool {
+        self.rooms.delete(room)
+    }
+}
+
+fn rooms_router(max_rooms: usize) -> axum::Router {
+    let hub = rtmlive::hub::Hub::new(rtmlive::hub::HubConfig::default());
+    hub.get_or_create("live/a");
+    hub.get_or_create("live/b");
+    router(AdminState {
+        backend: Arc::new(RoomsBackend {
+            rooms: rtmlive::server::rooms::Rooms::new(max_rooms),
+            streams: HubStreams(hub),
+        }),
+        metrics: Metrics::new(),
+        shutdown: Shutdown::new(),
+        token: Some(Arc::from("t")),
+    })
+}
+
+#[tokio::test]
+async fn rooms_create_list_switch_delete() {
+    let r = rooms_router(2);
+    let t = Some("t");
+    let create = r#"{"room":"show","source":"live/a"}"#;
+    let (st, _) = call_json(&r, "POST", "/api/v1/rooms", None, Some(create)).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "token protected");
+
+    let (st, body) = call_json(&r, "POST", "/api/v1/rooms", t, Some(create)).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        json(&body),
+        serde_json::json!({"room": "show", "source": "live/a", "generation": 0, "viewers": 0})
+    );
+    let (st, body) = call(&r, "GET", "/api/v1/rooms", t).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(json(&body)["rooms"][0]["room"], "show");
+
+    let switch = r#"{"source":"live/b"}"#;
+    let (st, body) = call_json(&r, "PATCH", "/api/v1/rooms/show", t, Some(switch)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            json(&body)["source"].clone(),
+            json(&body)["generation"].clone()
+        ),
+        (serde_json::json!("live/b"), serde_json::json!(1))
+    );
+    let (st, body) = call(&r, "GET", "/api/v1/rooms/show", t).await;
+    assert_eq!(
+        (st, json(&body)["source"].clone()),
+        (StatusCode::OK, "live/b".into())
+    );
+
+    let (st, _) = call(&r, "DELETE", "/api/v1/rooms/show", t).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, body) = call(&r, "DELETE", "/api/v1/rooms/show", t).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(json(&body)["error"], "no such room");
+    let (st, _) = call(&r, "GET", "/api/v1/rooms/show", t).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, body) = call(&r, "GET", "/api/v1/rooms", t).await;
+    assert_eq!(json(&body)["rooms"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn room_refusals_are_json_errors_with_the_right_status() {
+    let r = rooms_router(2);
+    let t = Some("t");
+    let post = |body: &'static str| call_json(&r, "POST", "/api/v1/rooms", t, Some(body));
+    let cases = [
+        (
+            r#"{"room":"a b","source":"live/a"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"room":"x","source":"room/show"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        (r#"{"room":"x","source":"live"}"#, StatusCode::BAD_REQUEST),
+        (r#"{"room":"x"}"#, StatusCode::BAD_REQUEST),
+        (r#"not json"#, StatusCode::BAD_REQUEST),
+        (
+            r#"{"room":"x","source":"live/nope"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"room":"x","source":"busy/a"}"#,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    ];
+    for (body, status) in cases {
+        let (st, resp) = post(body).await;
+        assert_eq!(st, status, "{body}: {resp}");
+        assert!(json(&resp)["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    assert_eq!(
+        post(r#"{"room":"one","source":"live/a"}"#).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(r#"{"room":"one","source":"live/b"}"#).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(r#"{"room":"two","source":"live/b"}"#).await.0,
+        StatusCode::CREATED
+    );
+    let (st, body) = post(r#"{"room":"three","source":"live/a"}"#).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "max_rooms = 2");
+    assert!(body.contains("max_rooms"), "{body}");
+
+    let patch = |uri: &'static str, body: &'static str| call_json(&r, "PATCH", uri, t, Some(body));
+    let cases = [
+        (
+            "/api/v1/rooms/nope",
+            r#"{"source":"live/a"}"#,
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/rooms/one",
+            r#"{"source":"live/nope"}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/v1/rooms/one",
+            r#"{"source":"room/two"}"#,
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/v1/rooms/one", r#"{}"#, StatusCode::BAD_REQUEST),
+    ];
+    for (uri, body, status) in cases {
+        let (st, resp) = patch(uri, body).await;
+        assert_eq!(st, status, "{uri} {body}: {resp}");
+    }
+    let (_, body) = call(&r, "GET", "/api/v1/rooms/one", t).await;
+    assert_eq!(
+        json(&body)["generation"],
+        0,
+        "refused switches change nothing"
+    );
+
+    let off = rooms_router(0);
+    let (st, body) = call_json(
+        &off,
+        "POST",
+        "/api/v1/rooms",
+        t,
+        Some(r#"{"room":"show","source":"live/a"}"#),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
+    assert!(body.contains("max_rooms = 0"), "{body}");
+}

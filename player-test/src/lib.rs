@@ -18,6 +18,7 @@ pub mod load;
 pub mod measure;
 pub mod nack;
 pub mod packet;
+pub mod picture;
 pub mod play;
 pub mod playout;
 pub mod relay;

@@ -181,6 +181,12 @@ pub fn merge_repull(a: SessionReport, b: SessionReport) -> SessionReport {
             (None, None) => None,
             (x, y) => Some(x.unwrap_or(0) + y.unwrap_or(0)),
         },
+        video_sizes: a
+            .video_sizes
+            .iter()
+            .chain(&b.video_sizes)
+            .copied()
+            .collect(),
         ..a
     }
 }
@@ -312,6 +318,7 @@ async fn attempt(
         Ok(s) => s,
         Err(e) => return fail(e.to_string()),
     };
+    session.set_video_codec(answer.video_codec);
     let mut impair: Impairment<Vec<u8>> = Impairment::new(
         opts.impair,
         opts.seed ^ (opts.index as u64) << 16 ^ attempt_no,

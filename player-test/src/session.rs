@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use rtc_dtls::crypto_provider::RTCCryptoProvider;
-use rtmlive::media::{FrameKind, TrackKind};
+use rtmlive::media::{Codec, FrameKind, TrackKind};
 
 use crate::client::dtls::{DtlsClient, DtlsError, Fingerprint, LocalCertificate, SrtpSession};
 use crate::client::rtcp::{self, Feedback, ReceptionStats, RtcpIn};
 use crate::client::stun::{StunClient, StunEvent};
 use crate::jitter::{AssembledFrame, JitterConfig, JitterError, JitterStats, TrackBuffer};
 use crate::measure::{BitrateMeter, LatencyMeter, Stage, StageClock};
+use crate::picture::{PictureSize, sps_size};
 use crate::playout::Playout;
 use crate::report::{LossReport, SessionReport};
 use crate::rtp_in::RtpInput;
@@ -165,7 +166,15 @@ pub struct Session {
     bye_at: Option<Instant>,
     /// The last media packet that decrypted.
     last_media_at: Option<Instant>,
+    /// The negotiated video codec, when known: keyframes' parameter sets are then read for
+    /// the picture size.
+    video_codec: Option<Codec>,
+    /// The picture size and its changes: when, width, height.
+    video_sizes: Vec<(Instant, u32, u32)>,
 }
+
+/// Most picture-size changes kept for the report (a flapping source cannot grow it).
+pub const MAX_PICTURE_SIZES: usize = 64;
 
 /// A packet still missing this long after it was first NACKed counts as lost after recovery.
 pub const UNRECOVERED_AFTER: Duration = Duration::from_secs(1);
@@ -266,6 +275,8 @@ impl Session {
             server_stop: None,
             bye_at: None,
             last_media_at: None,
+            video_codec: None,
+            video_sizes: Vec::new(),
             error: None,
         })
     }
@@ -294,6 +305,35 @@ impl Session {
         match track {
             TrackKind::Video => self.video.stats(),
             TrackKind::Audio => self.audio.stats(),
+        }
+    }
+
+    /// The video codec the answer negotiated: keyframes are then checked for the picture size
+    /// their parameter sets announce (see [`crate::picture`]).
+    pub fn set_video_codec(&mut self, codec: Option<Codec>) {
+        self.video_codec = codec;
+    }
+
+    /// Records the picture size a keyframe announces, if it changed.
+    fn note_picture_size(&mut self, frame: &AssembledFrame, now: Instant) {
+        let Some(codec) = self.video_codec else {
+            return;
+        };
+        // The parameter sets lead the keyframe.
+        let Some((w, h)) = frame
+            .packets
+            .iter()
+            .take(4)
+            .find_map(|p| sps_size(codec, &p.payload))
+        else {
+            return;
+        };
+        let changed = self
+            .video_sizes
+            .last()
+            .is_none_or(|&(_, lw, lh)| (lw, lh) != (w, h));
+        if changed && self.video_sizes.len() < MAX_PICTURE_SIZES {
+            self.video_sizes.push((now, w, h));
         }
     }
 
@@ -507,6 +547,7 @@ impl Session {
         if frame.track == TrackKind::Video {
             if frame.kind == FrameKind::Key {
                 self.stages.mark(Stage::FirstKeyframe, now);
+                self.note_picture_size(&frame, now);
             } else if !self.stages.reached(Stage::FirstKeyframe) && self.plis_sent == 0 {
                 // Started on a non-keyframe: ask for one (answered from the edge's GOP cache).
                 self.pli_pending = true;
@@ -615,6 +656,15 @@ impl Session {
             server_stop_status: self.server_stop.map(|(_, s)| s),
             bye_ms: self.bye_at.map(ms),
             last_media_ms: self.last_media_at.map(ms),
+            video_sizes: self
+                .video_sizes
+                .iter()
+                .map(|&(at, width, height)| PictureSize {
+                    at_ms: ms(at),
+                    width,
+                    height,
+                })
+                .collect(),
         }
     }
 }

@@ -307,6 +307,14 @@ fn is_stream_name(s: &str) -> bool {
 
 const STREAM_NAME: &str = "app/stream (letters, digits, '_', '-', '.')";
 
+/// `room/<name>` plays a co-host room: a stream configured there could never be played.
+const ROOM_RESERVED: &str =
+    "another app: room/<name> plays a co-host room (admin API /api/v1/rooms), never a stream";
+
+fn is_room_app(app: &str) -> bool {
+    app == crate::hub::room::ROOM_APP
+}
+
 fn auth(c: &Config, f: &mut Findings) {
     let a = &c.auth;
     if !a.open && a.token_secret.is_empty() {
@@ -345,6 +353,8 @@ fn auth(c: &Config, f: &mut Findings) {
         let path = KeyPath::dotted("auth.ingest_keys").key(name.clone());
         if !is_stream_name(name) {
             f.error(path, "is not a stream name", STREAM_NAME);
+        } else if crate::hub::room::is_room_key(name) {
+            f.error(path, "is in the reserved app `room`", ROOM_RESERVED);
         } else if key.is_empty() {
             f.error(path, "is empty", "a non-empty stream key");
         }
@@ -435,6 +445,12 @@ fn origins(c: &Config, f: &mut Findings) {
                 format!("`{}` is not an app name", u.app),
                 "an app name without '/', or \"*\" for every app",
             );
+        } else if is_room_app(&u.app) {
+            f.error(
+                base.clone().key("app"),
+                format!("`{}` is reserved", u.app),
+                ROOM_RESERVED,
+            );
         } else if let Some(first) = seen.insert(u.app.as_str(), i) {
             f.error(
                 base.clone().key("app"),
@@ -485,6 +501,12 @@ fn demo(c: &Config, base_dir: Option<&Path>, f: &mut Findings) {
             KeyPath::dotted("demo.stream"),
             format!("`{}` is not a stream name", d.stream),
             STREAM_NAME,
+        );
+    } else if crate::hub::room::is_room_key(&d.stream) {
+        f.error(
+            KeyPath::dotted("demo.stream"),
+            format!("`{}` is in the reserved app `room`", d.stream),
+            ROOM_RESERVED,
         );
     }
     if let Some(fixture) = &d.fixture {

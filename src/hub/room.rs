@@ -29,6 +29,11 @@ use crate::rtp::MediaPacket;
 /// The app name that plays a room: viewers ask for `room/<name>`; nobody may publish under it.
 pub const ROOM_APP: &str = "room";
 
+/// Whether `key` (`app/stream`) is in the room namespace, where no stream may exist.
+pub fn is_room_key(key: &str) -> bool {
+    key.split('/').next() == Some(ROOM_APP)
+}
+
 /// A co-host room: the stream its viewers should currently watch (a host's solo stream or
 /// the mix).
 #[derive(Debug)]
@@ -36,6 +41,9 @@ pub struct Room {
     key: String,
     target: RwLock<Arc<Stream>>,
     generation: AtomicU64,
+    /// Live [`SwitchableSubscription`]s following this room (counted by the subscriptions
+    /// themselves, so transient references to the room do not count as viewers).
+    viewers: AtomicU64,
 }
 
 impl Room {
@@ -44,6 +52,7 @@ impl Room {
             key: key.into(),
             target: RwLock::new(initial),
             generation: AtomicU64::new(0),
+            viewers: AtomicU64::new(0),
         })
     }
 
@@ -70,6 +79,11 @@ impl Room {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Viewers following this room now.
+    pub fn viewers(&self) -> u64 {
+        self.viewers.load(Ordering::Relaxed)
+    }
+
     /// A viewer subscription that follows this room, starting at the target's cached keyframe.
     pub fn subscribe(self: &Arc<Self>, notify: Option<Arc<Notify>>) -> SwitchableSubscription {
         let generation = self.generation();
@@ -77,6 +91,7 @@ impl Room {
             .target()
             .subscribe_with(StartAt::CachedKeyframe, notify);
         let mut s = SwitchableSubscription::new(sub);
+        self.viewers.fetch_add(1, Ordering::Relaxed);
         s.room = Some((self.clone(), generation));
         s
     }
@@ -91,6 +106,14 @@ pub struct SwitchableSubscription {
     previous: Option<Arc<Stream>>,
     room: Option<(Arc<Room>, u64)>,
     switches: u64,
+}
+
+impl Drop for SwitchableSubscription {
+    fn drop(&mut self) {
+        if let Some((room, _)) = &self.room {
+            room.viewers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl SwitchableSubscription {

@@ -33,7 +33,7 @@ use rtm_sdp::Sdp;
 use super::rtmp_server::KeyCheck;
 use super::rtp_ingest::RtpIngest;
 use crate::ops::{Metrics, Protocol, RejectReason};
-use crate::origin::sink::HubTarget;
+use crate::origin::sink::{ClaimError, HubTarget};
 use crate::signal::http::{
     Resources, bearer, created, error, preflight, refuse_offer, retry_after, unauthorized,
 };
@@ -165,7 +165,18 @@ async fn create(
     // One publisher per stream: the stream's only publishing slot is taken.
     let (sink, claim) = match state.target.claim(&key, crate::ops::StreamSource::Whip) {
         Ok(c) => c,
-        Err(e) => return refuse(RejectReason::Limit, error(StatusCode::CONFLICT, &e)),
+        Err(e @ ClaimError::Reserved(_)) => {
+            return refuse(
+                RejectReason::BadRequest,
+                error(StatusCode::FORBIDDEN, &e.to_string()),
+            );
+        }
+        Err(e @ ClaimError::Busy(_)) => {
+            return refuse(
+                RejectReason::Limit,
+                error(StatusCode::CONFLICT, &e.to_string()),
+            );
+        }
     };
     let now = Instant::now();
     tracing::info!(stream = %key, "WHIP publish negotiated");
@@ -229,6 +240,12 @@ a=rtcp-fb:106 nack\r\na=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=106\r\n\
 a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
 
     fn state() -> (Arc<WhipState>, Arc<Mutex<Lobby>>, Arc<Hub>) {
+        state_with(Arc::new(|app: &str, stream: &str, key: Option<&str>| {
+            app == "live" && stream == "w" && key == Some("secret")
+        }))
+    }
+
+    fn state_with(keys: KeyCheck) -> (Arc<WhipState>, Arc<Mutex<Lobby>>, Arc<Hub>) {
         let hub = Arc::new(Hub::new(HubConfig::default()));
         let lobby = Lobby::new(8);
         let local = LocalDescription {
@@ -239,9 +256,6 @@ a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
             ice_consent_timeout: Duration::from_secs(30),
             dtls_timeout: Duration::from_secs(10),
         };
-        let keys: KeyCheck = Arc::new(|app: &str, stream: &str, key: Option<&str>| {
-            app == "live" && stream == "w" && key == Some("secret")
-        });
         let state = Arc::new(WhipState::new(
             local,
             lobby.clone(),
@@ -277,6 +291,17 @@ a=ssrc-group:FID 3747628943 3747628944\r\na=ssrc:3747628943 cname:FFmpeg\r\n";
 
     const SDP: (&str, &str) = ("content-type", "application/sdp");
     const AUTH: (&str, &str) = ("authorization", "Bearer secret");
+
+    #[tokio::test]
+    async fn the_room_namespace_cannot_be_published_to() {
+        let (state, lobby, hub) = state_with(Arc::new(|_: &str, _: &str, _: Option<&str>| true));
+        let app = router(state);
+        let (st, _, body) = call(&app, "POST", "/whip/room/show", &[SDP], FFMPEG_OFFER).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains("room/show is reserved"), "{body}");
+        assert_eq!(lobby.lock().unwrap().len(), 0);
+        assert!(hub.get("room/show").is_none(), "no stream was created");
+    }
 
     #[tokio::test]
     async fn publish_lifecycle_over_http() {

@@ -114,6 +114,8 @@ pub enum RoomError {
     NotFound,
     #[error("limits.max_rooms reached")]
     Limit,
+    #[error("co-host rooms are off on this server (limits.max_rooms = 0)")]
+    Disabled,
     #[error("the source stream is not published here and no origin serves its app")]
     SourceNotFound,
     #[error("the source stream cannot be served now (stream limit or draining)")]
@@ -130,7 +132,7 @@ impl RoomError {
             RoomError::NotFound => StatusCode::NOT_FOUND,
             RoomError::SourceNotFound => StatusCode::UNPROCESSABLE_ENTITY,
             RoomError::Limit | RoomError::SourceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            RoomError::Unsupported => StatusCode::NOT_IMPLEMENTED,
+            RoomError::Unsupported | RoomError::Disabled => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

@@ -107,18 +107,34 @@ impl HubTarget {
     }
 }
 
+/// Why a publisher cannot have a stream name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimError {
+    /// `room/<name>` plays a co-host room: a stream published there could never be played.
+    #[error(
+        "{0} is reserved: room/<name> plays a co-host room (admin API /api/v1/rooms); publish under another app"
+    )]
+    Reserved(String),
+    #[error("{0} is already being published")]
+    Busy(String),
+}
+
 impl HubTarget {
     /// Claims `key` for one publisher (`by` RTMP or WHIP; at most one at a time): its sink and
-    /// the claim that frees the key when dropped.
+    /// the claim that frees the key when dropped. Every publisher comes through here, so this
+    /// is where the room namespace is kept free of streams.
     pub fn claim(
         &self,
         key: &str,
         by: StreamSource,
-    ) -> Result<(Arc<PublisherSink>, PublishClaim), String> {
+    ) -> Result<(Arc<PublisherSink>, PublishClaim), ClaimError> {
+        if crate::hub::room::is_room_key(key) {
+            return Err(ClaimError::Reserved(key.to_owned()));
+        }
         {
             let mut publishing = self.publishing.lock().unwrap_or_else(|p| p.into_inner());
             if publishing.contains_key(key) {
-                return Err(format!("{key} is already being published"));
+                return Err(ClaimError::Busy(key.to_owned()));
             }
             publishing.insert(key.to_owned(), by);
         }
@@ -214,6 +230,11 @@ impl PlaySource for HubPlay {
 impl PublishTarget for HubTarget {
     fn start_play(&self, app: &str, stream: &str) -> Result<Box<dyn PlaySource>, String> {
         let key = format!("{app}/{stream}");
+        if crate::hub::room::is_room_key(&key) {
+            return Err(format!(
+                "{key}: co-host rooms play over WebRTC (miniSDP or WHEP), not RTMP"
+            ));
+        }
         match self.hub.get(&key) {
             Some(s) if !s.is_closed() => Ok(Box::new(HubPlay(HubTagReader::new(
                 s,
@@ -225,10 +246,47 @@ impl PublishTarget for HubTarget {
     }
 
     fn start_publish(&self, app: &str, stream: &str) -> Result<Box<dyn TagSink>, String> {
-        let (sink, claim) = self.claim(&format!("{app}/{stream}"), StreamSource::Rtmp)?;
+        let (sink, claim) = self
+            .claim(&format!("{app}/{stream}"), StreamSource::Rtmp)
+            .map_err(|e| e.to_string())?;
         Ok(Box::new(PublishSlot {
             _claim: claim,
             inner: DemuxingTagSink::new(sink),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::HubConfig;
+
+    #[test]
+    fn one_publisher_per_name_and_none_in_the_room_namespace() {
+        let hub = Arc::new(Hub::new(HubConfig::default()));
+        let target = HubTarget::new(hub.clone(), PublisherConfig::default());
+        let (_sink, claim) = target.claim("live/a", StreamSource::Rtmp).expect("free");
+        assert_eq!(
+            target.claim("live/a", StreamSource::Rtmp).err(),
+            Some(ClaimError::Busy("live/a".into()))
+        );
+        drop(claim);
+        assert!(
+            target.claim("live/a", StreamSource::Rtmp).is_ok(),
+            "freed by the claim's drop"
+        );
+        let refused = target
+            .claim("room/show", StreamSource::Rtmp)
+            .err()
+            .expect("reserved");
+        assert_eq!(refused, ClaimError::Reserved("room/show".into()));
+        assert!(refused.to_string().contains("co-host room"));
+        assert!(hub.get("room/show").is_none());
+        assert!(
+            target
+                .start_play("room", "show")
+                .err()
+                .is_some_and(|e| e.contains("WebRTC"))
+        );
     }
 }

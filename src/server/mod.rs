@@ -104,6 +104,9 @@ pub struct StartOptions {
 /// How often the statistics consumer drains its queue, and at most how much per pass.
 const STATS_DRAIN_EVERY: Duration = Duration::from_millis(100);
 const STATS_DRAIN_BATCH: usize = 4096;
+/// How often rooms whose stream ended look for the new one (a host's reconnect costs its
+/// viewers at most this much on top of the wait for the new stream's first keyframe).
+const ROOM_FOLLOW_INTERVAL: Duration = Duration::from_millis(250);
 
 fn spawn_stats_consumer(
     queue: Arc<StatsQueue<SessionSnapshot>>,
@@ -277,6 +280,12 @@ pub async fn start_with(
         .with_rooms(rooms),
     );
     let resolver: Arc<dyn StreamResolver> = streams.clone();
+    // Rooms whose stream ended (a host reconnected) move to the new one.
+    tasks.push(tokio::spawn(rooms::follow_sources(
+        streams.rooms().clone(),
+        resolver.clone(),
+        ROOM_FOLLOW_INTERVAL,
+    )));
 
     // The media port: shard workers with the miniSDP handler.
     let accepting = Arc::new(AtomicBool::new(true));
@@ -497,16 +506,9 @@ pub async fn start_with(
 fn ingest_key_check(config: &Config, tokens: Option<TokenAuthority>) -> KeyCheck {
     let keys = config.auth.ingest_keys.clone();
     let open = config.auth.open;
+    // (`room/<name>` is refused after this check, with its own message: see
+    // `HubTarget::claim`.)
     Arc::new(move |app: &str, stream: &str, key: Option<&str>| {
-        if app == rooms::ROOM_APP {
-            // `room/<name>` plays a co-host room; nobody can publish under it.
-            tracing::info!(
-                app,
-                stream,
-                "publish refused: the app name is reserved for rooms"
-            );
-            return false;
-        }
         let name = format!("{app}/{stream}");
         if let Some(expected) = keys.get(&name) {
             return key == Some(expected.as_str());

@@ -74,7 +74,10 @@ impl StreamResolver for EdgeStreams {
             // A room, never a stream: its source is kept alive by the room directory.
             let name = key.strip_prefix(ROOM_APP).and_then(|k| k.strip_prefix('/'));
             let name = name.unwrap_or_default();
-            let room = self.rooms.get(name).ok_or(ResolveError::NotFound)?;
+            let room = self
+                .rooms
+                .get_live(name, self)
+                .ok_or(ResolveError::NotFound)?;
             return Ok(Resolved {
                 stream: room.target(),
                 hold: None,

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 
 use crate::jitter::JitterStats;
 use crate::measure::{Percentiles, Stage, StageTimes};
+use crate::picture::PictureSize;
 use crate::playout::PlayoutStats;
 
 /// Version tag of the JSON report.
@@ -80,6 +81,10 @@ pub struct SessionReport {
     /// When the last media packet arrived, ms since start.
     #[serde(default)]
     pub last_media_ms: Option<f64>,
+    /// The video's picture size and each change of it, as announced by the parameter sets in
+    /// front of keyframes (at most [`crate::session::MAX_PICTURE_SIZES`] entries).
+    #[serde(default)]
+    pub video_sizes: Vec<PictureSize>,
 }
 
 impl SessionReport {
@@ -116,6 +121,7 @@ impl SessionReport {
             server_stop_status: None,
             bye_ms: None,
             last_media_ms: None,
+            video_sizes: Vec::new(),
         }
     }
 }
