@@ -156,8 +156,8 @@ impl Resources {
     /// Records a new session (local ICE ufrag `ufrag`) and forgets those that ended; returns
     /// the new session's id and ETag, and the token its media side must hold.
     pub fn create(&self, ufrag: String) -> (String, String, SessionToken) {
-        let id = random_ice_string(22).replace(['+', '/'], "x");
-        let etag = format!("\"{}\"", random_ice_string(12).replace(['+', '/'], "y"));
+        let id = random_ice_string(22);
+        let etag = format!("\"{}\"", random_ice_string(12));
         let token = SessionToken::default();
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         map.retain(|_, r| r.alive.strong_count() > 0);

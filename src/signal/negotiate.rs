@@ -75,9 +75,11 @@ pub struct Negotiation {
     pub local_ufrag: String,
 }
 
-/// A random ICE string of `len` characters from the ice-char set (RFC 8839: ALPHA / DIGIT / + /).
+/// A random ICE string of `len` letters and digits: valid ice-chars (RFC 8839), and without
+/// the `+` and `/` of that set, because a local ufrag is also the session's id in URLs (admin
+/// kick, WHEP/WHIP resources): a `/` there made a session impossible to address.
 pub fn random_ice_string(len: usize) -> String {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
     (0..len)
         .map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())]))
@@ -460,6 +462,15 @@ pub fn stream_key(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ice_strings_are_url_safe() {
+        for _ in 0..200 {
+            let s = random_ice_string(24);
+            assert_eq!(s.len(), 24);
+            assert!(s.bytes().all(|b| b.is_ascii_alphanumeric()), "{s}");
+        }
+    }
 
     /// Chromium 156's H.264 formats, reordered so a packetization-mode 0 format comes first.
     const BROWSER_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
