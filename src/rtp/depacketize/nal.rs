@@ -7,34 +7,41 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::DepacketizeError;
 use crate::media::{Codec, FrameKind};
 use crate::rtp::RtpView;
-use crate::rtp::packetize::{h264, h265};
+use crate::rtp::packetize::NalCodec;
+use crate::rtp::packetize::h264::{self, H264};
+use crate::rtp::packetize::h265::{self, H265};
 
 /// An open fragmented NAL unit.
 #[derive(Default)]
 struct Fragments(Option<BytesMut>);
 
 impl Fragments {
-    fn fragment(
+    /// Adds one FU packet: a start fragment opens a NAL unit (with its header rebuilt from the
+    /// payload and FU headers), an end fragment completes it into `nals`.
+    fn fragment<C: NalCodec>(
         &mut self,
-        header: &[u8],
-        body: &[u8],
-        start: bool,
-        end: bool,
+        payload: &[u8],
         nals: &mut Vec<Bytes>,
     ) -> Result<(), DepacketizeError> {
-        if start {
+        let Some(&fu_header) = payload.get(C::HEADER_LEN) else {
+            return Err(DepacketizeError::TruncatedFragment);
+        };
+        let body = &payload[C::FU_OVERHEAD..];
+        if fu_header & 0x80 != 0 {
             if self.0.is_some() {
                 return Err(DepacketizeError::NestedFragment);
             }
-            let mut b = BytesMut::with_capacity(header.len() + body.len() * 4);
-            b.put_slice(header);
+            let mut b = BytesMut::with_capacity(C::HEADER_LEN + body.len() * 4);
+            C::write_unfragmented_header(payload, fu_header, &mut b);
             self.0 = Some(b);
         }
         let Some(open) = self.0.as_mut() else {
             return Err(DepacketizeError::FragmentWithoutStart);
         };
         open.put_slice(body);
-        if end && let Some(done) = self.0.take() {
+        if fu_header & 0x40 != 0
+            && let Some(done) = self.0.take()
+        {
             nals.push(done.freeze());
         }
         Ok(())
@@ -76,81 +83,38 @@ fn aggregate(
 
 /// H.264 packets (mode 1: single NAL, STAP-A, FU-A) to NAL units.
 pub(super) fn h264(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
-    let mut nals = Vec::new();
-    let mut fu = Fragments::default();
-    for p in packets {
-        let payload = &p.payload;
-        let Some(&b0) = payload.first() else {
-            return Err(DepacketizeError::EmptyPayload(p.sequence));
-        };
-        match h264::nal_type(b0) {
-            1..=23 => {
-                fu.check_closed()?;
-                nals.push(payload.clone());
-            }
-            h264::STAP_A => {
-                fu.check_closed()?;
-                aggregate(payload, 1, 1, &mut nals)?;
-            }
-            h264::FU_A => {
-                let Some(&fuh) = payload.get(1) else {
-                    return Err(DepacketizeError::TruncatedFragment);
-                };
-                let header = [(b0 & 0xE0) | (fuh & 0x1F)];
-                fu.fragment(
-                    &header,
-                    &payload[2..],
-                    fuh & 0x80 != 0,
-                    fuh & 0x40 != 0,
-                    &mut nals,
-                )?;
-            }
-            t => return Err(DepacketizeError::UnsupportedPacketType(t)),
-        }
-    }
-    if fu.0.is_some() {
-        return Err(DepacketizeError::UnterminatedFragment);
-    }
-    Ok(nals)
+    nal_units::<H264>(packets)
 }
 
 /// H.265 packets (single NAL, AP, FU; no DONL) to NAL units.
 pub(super) fn h265(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
+    nal_units::<H265>(packets)
+}
+
+/// Single NAL unit, aggregation and fragmentation packets to NAL units: the same three payload
+/// structures in both formats, which differ only in header layout ([`NalCodec`]).
+fn nal_units<C: NalCodec>(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
     let mut nals = Vec::new();
     let mut fu = Fragments::default();
     for p in packets {
         let payload = &p.payload;
-        let Some(&[b0, b1]) = payload.get(..2) else {
+        let Some(header) = payload.get(..C::HEADER_LEN) else {
             return Err(DepacketizeError::EmptyPayload(p.sequence));
         };
-        match h265::nal_type(b0) {
-            0..=47 => {
-                fu.check_closed()?;
-                nals.push(payload.clone());
-            }
-            h265::AP => {
-                fu.check_closed()?;
-                aggregate(payload, 2, 2, &mut nals)?;
-            }
-            h265::FU => {
-                let Some(&fuh) = payload.get(2) else {
-                    return Err(DepacketizeError::TruncatedFragment);
-                };
-                let header = [(b0 & 0x81) | ((fuh & 0x3F) << 1), b1];
-                fu.fragment(
-                    &header,
-                    &payload[3..],
-                    fuh & 0x80 != 0,
-                    fuh & 0x40 != 0,
-                    &mut nals,
-                )?;
-            }
-            t => return Err(DepacketizeError::UnsupportedPacketType(t)),
+        let t = C::nal_type(header[0]);
+        if C::can_be_single(payload) {
+            fu.check_closed()?;
+            nals.push(payload.clone());
+        } else if t == C::AGG_TYPE {
+            fu.check_closed()?;
+            aggregate(payload, C::HEADER_LEN, C::HEADER_LEN, &mut nals)?;
+        } else if t == C::FU_TYPE {
+            fu.fragment::<C>(payload, &mut nals)?;
+        } else {
+            return Err(DepacketizeError::UnsupportedPacketType(t));
         }
     }
-    if fu.0.is_some() {
-        return Err(DepacketizeError::UnterminatedFragment);
-    }
+    fu.check_closed()?;
     Ok(nals)
 }
 
