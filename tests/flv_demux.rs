@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use rtmlive::media::flv::{DemuxEvent, FlvDemuxer, FlvError, TAG_VIDEO};
-use rtmlive::media::{Codec, Frame, FrameData, FrameKind};
+use rtmlive::media::{AudioConfig, Codec, Frame, FrameData, FrameKind, VideoConfig};
 
 fn fixture(name: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,6 +32,28 @@ fn demux(data: &[u8], chunk: usize) -> Vec<DemuxEvent> {
     }
     d.finish().expect("clean end of stream");
     out
+}
+
+/// The first video configuration among `events`.
+fn video_config(events: &[DemuxEvent]) -> &VideoConfig {
+    events
+        .iter()
+        .find_map(|e| match e {
+            DemuxEvent::VideoConfig(v) => Some(v),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// The first audio configuration among `events`.
+fn audio_config(events: &[DemuxEvent]) -> &AudioConfig {
+    events
+        .iter()
+        .find_map(|e| match e {
+            DemuxEvent::AudioConfig(a) => Some(a),
+            _ => None,
+        })
+        .unwrap()
 }
 
 fn frames(events: &[DemuxEvent], video: bool) -> Vec<&Frame> {
@@ -100,13 +122,7 @@ fn every_fixture_demuxes_with_configs_first() {
 #[test]
 fn configs_describe_the_fixtures() {
     let ev = demux(&fixture("hevc_enhanced_aac.flv"), 4096);
-    let DemuxEvent::VideoConfig(v) = ev
-        .iter()
-        .find(|e| matches!(e, DemuxEvent::VideoConfig(_)))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let v = video_config(&ev);
     assert_eq!(
         (v.codec, v.width, v.height, v.profile, v.level),
         (Codec::H265, 320, 240, 1, 60)
@@ -116,22 +132,10 @@ fn configs_describe_the_fixtures() {
         3,
         "VPS, SPS, PPS (hvcC's SEI is not a parameter set)"
     );
-    let DemuxEvent::AudioConfig(a) = ev
-        .iter()
-        .find(|e| matches!(e, DemuxEvent::AudioConfig(_)))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let a = audio_config(&ev);
     assert_eq!((a.object_type, a.sample_rate, a.channels), (2, 44100, 2));
     let ev = demux(&fixture("demo.flv"), 4096);
-    let DemuxEvent::VideoConfig(v) = ev
-        .iter()
-        .find(|e| matches!(e, DemuxEvent::VideoConfig(_)))
-        .unwrap()
-    else {
-        unreachable!()
-    };
+    let v = video_config(&ev);
     assert_eq!(
         (v.codec, v.width, v.height, v.profile),
         (Codec::H264, 640, 360, 77)

@@ -84,6 +84,34 @@ fn edge_a(b: &EdgeB) -> (PullManager, Arc<CollectTarget>) {
     (PullManager::new(config, target.clone()), target)
 }
 
+/// A real player (ffmpeg) decodes one second of `url` without error.
+async fn assert_plays(ff: PathBuf, url: String) {
+    let player = tokio::task::spawn_blocking(move || {
+        Command::new(ff)
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-i",
+                &url,
+                "-t",
+                "1",
+                "-f",
+                "null",
+                "-",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        player.status.success(),
+        "player: {}",
+        String::from_utf8_lossy(&player.stderr)
+    );
+}
+
 async fn publish_then_pull(ff: PathBuf, file: &str, codec: Codec) {
     let b = start_b().await;
     let mut child = publish(&ff, file, &format!("rtmp://{}/live/x?key=k", b.rtmp));
@@ -115,30 +143,7 @@ async fn publish_then_pull(ff: PathBuf, file: &str, codec: Codec) {
 
     // A real player decodes B's HTTP-FLV output.
     let url = format!("http://{}/live/x.flv", b.http);
-    let player = tokio::task::spawn_blocking(move || {
-        Command::new(ff)
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-i",
-                &url,
-                "-t",
-                "1",
-                "-f",
-                "null",
-                "-",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        player.status.success(),
-        "player: {}",
-        String::from_utf8_lossy(&player.stderr)
-    );
+    assert_plays(ff, url).await;
     let _ = child.kill();
     let _ = child.wait();
     drop(b.target);
@@ -218,30 +223,7 @@ async fn rtmp_publish_then_rtmp_play_from_our_server() {
     assert_eq!(video[0].kind, FrameKind::Key);
 
     let url = format!("rtmp://{}/live/r?key=k", b.rtmp);
-    let player = tokio::task::spawn_blocking(move || {
-        Command::new(ff)
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-i",
-                &url,
-                "-t",
-                "1",
-                "-f",
-                "null",
-                "-",
-            ])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        player.status.success(),
-        "player: {}",
-        String::from_utf8_lossy(&player.stderr)
-    );
+    assert_plays(ff, url).await;
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ingest_support::{CollectTarget, OriginOpts, TestOrigin, fixture, wait_for};
-use rtmlive::media::FrameKind;
+use rtmlive::media::{DemuxEvent, Frame, FrameKind};
 use rtmlive::origin::health::HealthConfig;
 use rtmlive::origin::upstreams::{Selection, Upstream, UpstreamSet};
 use rtmlive::origin::{PullConfig, PullManager, PullTimeouts};
@@ -36,6 +36,23 @@ fn config(upstreams: Vec<Upstream>) -> PullConfig {
     }
 }
 
+/// A pull manager with the test [`config`] over `upstreams`, delivering into a fresh collector.
+fn manager(upstreams: Vec<Upstream>) -> (PullManager, Arc<CollectTarget>) {
+    let target = Arc::new(CollectTarget::default());
+    (PullManager::new(config(upstreams), target.clone()), target)
+}
+
+/// The video frames among demuxer events.
+fn video_frames(events: &[DemuxEvent]) -> Vec<Frame> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            DemuxEvent::Frame(f) if f.codec.is_video() => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn demo() -> Vec<u8> {
     std::fs::read(fixture("demo.flv")).unwrap()
 }
@@ -51,11 +68,7 @@ async fn thousand_concurrent_viewers_open_one_upstream_connection() {
         },
     )
     .await;
-    let target = Arc::new(CollectTarget::default());
-    let mgr = PullManager::new(
-        config(vec![Upstream::new("a", format!("http://{}", origin.addr))]),
-        target.clone(),
-    );
+    let (mgr, target) = manager(vec![Upstream::new("a", format!("http://{}", origin.addr))]);
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let m = mgr.clone();
@@ -99,11 +112,7 @@ async fn viewer_returning_within_linger_keeps_the_pull() {
         },
     )
     .await;
-    let target = Arc::new(CollectTarget::default());
-    let mgr = PullManager::new(
-        config(vec![Upstream::new("a", format!("http://{}", origin.addr))]),
-        target.clone(),
-    );
+    let (mgr, _target) = manager(vec![Upstream::new("a", format!("http://{}", origin.addr))]);
     mgr.viewer_joined("live/x");
     tokio::time::sleep(Duration::from_millis(300)).await;
     mgr.viewer_left("live/x");
@@ -139,14 +148,10 @@ async fn failover_to_backup_with_one_gap_and_health_ejection() {
         },
     )
     .await;
-    let target = Arc::new(CollectTarget::default());
-    let mgr = PullManager::new(
-        config(vec![
-            Upstream::new("primary", format!("http://{}", primary.addr)),
-            Upstream::new("backup", format!("http://{}", backup.addr)),
-        ]),
-        target.clone(),
-    );
+    let (mgr, target) = manager(vec![
+        Upstream::new("primary", format!("http://{}", primary.addr)),
+        Upstream::new("backup", format!("http://{}", backup.addr)),
+    ]);
     let _lease = mgr.acquire("live/demo");
     assert!(
         wait_for(Duration::from_secs(10), || mgr.pulls().first().is_some_and(
@@ -161,20 +166,8 @@ async fn failover_to_backup_with_one_gap_and_health_ejection() {
     // The first video frame after the gap is a keyframe, and the DTS gap is bounded.
     let gap_at = c.gap_at.lock().unwrap()[0];
     let events = c.events.lock().unwrap().clone();
-    let before: Vec<_> = events[..gap_at]
-        .iter()
-        .filter_map(|e| match e {
-            rtmlive::media::DemuxEvent::Frame(f) if f.codec.is_video() => Some(f.clone()),
-            _ => None,
-        })
-        .collect();
-    let after: Vec<_> = events[gap_at..]
-        .iter()
-        .filter_map(|e| match e {
-            rtmlive::media::DemuxEvent::Frame(f) if f.codec.is_video() => Some(f.clone()),
-            _ => None,
-        })
-        .collect();
+    let before = video_frames(&events[..gap_at]);
+    let after = video_frames(&events[gap_at..]);
     assert_eq!(after[0].kind, FrameKind::Key);
     let gap_ms = after[0].dts - before.last().unwrap().dts;
     // demo.flv has a keyframe every 12 frames at 25 fps (480 ms).
@@ -215,14 +208,10 @@ async fn redirects_are_followed_and_garbage_fails_over() {
     .await;
     let garbage =
         TestOrigin::spawn(b"<html>not flv</html>".repeat(100), OriginOpts::default()).await;
-    let target = Arc::new(CollectTarget::default());
-    let mgr = PullManager::new(
-        config(vec![
-            Upstream::new("garbage", format!("http://{}", garbage.addr)),
-            Upstream::new("redirect", format!("http://{}", redirect.addr)),
-        ]),
-        target.clone(),
-    );
+    let (mgr, target) = manager(vec![
+        Upstream::new("garbage", format!("http://{}", garbage.addr)),
+        Upstream::new("redirect", format!("http://{}", redirect.addr)),
+    ]);
     let _lease = mgr.acquire("live/r");
     assert!(
         wait_for(Duration::from_secs(5), || target
@@ -238,16 +227,12 @@ async fn redirects_are_followed_and_garbage_fails_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_upstreams_failing_ends_the_stream() {
-    let target = Arc::new(CollectTarget::default());
     // A port with nothing listening.
     let port = ingest_support::free_port();
-    let mgr = PullManager::new(
-        config(vec![Upstream::new(
-            "dead",
-            format!("http://127.0.0.1:{port}"),
-        )]),
-        target.clone(),
-    );
+    let (mgr, target) = manager(vec![Upstream::new(
+        "dead",
+        format!("http://127.0.0.1:{port}"),
+    )]);
     let _lease = mgr.acquire("live/none");
     assert!(wait_for(Duration::from_secs(5), || !mgr.is_pulling("live/none")).await);
     let c = target.get("live/none").unwrap();

@@ -308,9 +308,30 @@ proptest! {
 
 /// The example packets of `docs/rtp-extensions.md`, byte for byte: if this fails, the document
 /// (or the wire format) changed.
+/// The AAC-LC, 44.1 kHz stereo configuration of the documented vectors.
+fn aac_lc_44k_stereo() -> AudioConfig {
+    AudioConfig {
+        codec: Codec::Aac,
+        asc: Bytes::from_static(&[0x12, 0x10]),
+        object_type: 2,
+        sample_rate: 44100,
+        channels: 2,
+    }
+}
+
+/// The three-byte AAC access unit of the documented vectors, at `dts`.
+fn aac_frame(dts: i64) -> Frame {
+    Frame {
+        codec: Codec::Aac,
+        kind: FrameKind::Audio,
+        dts,
+        cts: 0,
+        data: FrameData::Audio(Bytes::from_static(&[0x21, 0x10, 0x05])),
+    }
+}
+
 #[test]
 fn documented_vectors() {
-    use rtmlive::media::AudioConfig;
     let mut cfg = VideoPacketizerConfig::new(Codec::H264, 0x11223344, 96);
     cfg.initial_seq = 100;
     let mut p = VideoPacketizer::new(cfg).unwrap();
@@ -364,54 +385,14 @@ fn documented_vectors() {
     .unwrap();
     let mut acfg = AudioPacketizerConfig::new(0x55667788, 97);
     acfg.initial_seq = 7;
-    let mut a = AudioPacketizer::new(
-        acfg,
-        AudioConfig {
-            codec: Codec::Aac,
-            asc: Bytes::from_static(&[0x12, 0x10]),
-            object_type: 2,
-            sample_rate: 44100,
-            channels: 2,
-        },
-    )
-    .unwrap();
-    a.push(
-        &Frame {
-            codec: Codec::Aac,
-            kind: FrameKind::Audio,
-            dts: 23,
-            cts: 0,
-            data: FrameData::Audio(Bytes::from_static(&[0x21, 0x10, 0x05])),
-        },
-        &mut out,
-    )
-    .unwrap();
+    let mut a = AudioPacketizer::new(acfg, aac_lc_44k_stereo()).unwrap();
+    a.push(&aac_frame(23), &mut out).unwrap();
     let mut acfg = AudioPacketizerConfig::new(0x55667788, 97);
     acfg.initial_seq = 8;
     acfg.aac_mode = AacMode::Adts;
-    let mut a = AudioPacketizer::new(
-        acfg,
-        AudioConfig {
-            codec: Codec::Aac,
-            asc: Bytes::from_static(&[0x12, 0x10]),
-            object_type: 2,
-            sample_rate: 44100,
-            channels: 2,
-        },
-    )
-    .unwrap();
+    let mut a = AudioPacketizer::new(acfg, aac_lc_44k_stereo()).unwrap();
     a.repeat_config();
-    a.push(
-        &Frame {
-            codec: Codec::Aac,
-            kind: FrameKind::Audio,
-            dts: 46,
-            cts: 0,
-            data: FrameData::Audio(Bytes::from_static(&[0x21, 0x10, 0x05])),
-        },
-        &mut out,
-    )
-    .unwrap();
+    a.push(&aac_frame(46), &mut out).unwrap();
     let got: Vec<(u64, u32, Option<u16>, String)> = out
         .iter()
         .map(|m| {

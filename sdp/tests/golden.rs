@@ -63,6 +63,27 @@ fn json(dir: &Path, name: &str, ext: &str) -> Value {
     serde_json::from_str(&read(dir, name, ext)).unwrap()
 }
 
+/// The vectors whose `kind` contains `kind` (`"SDP"` or `"STP"`), with their metadata.
+fn vectors_of(dir: &Path, kind: &str) -> Vec<(String, Value)> {
+    names(dir)
+        .into_iter()
+        .map(|name| {
+            let meta = json(dir, &name, "json");
+            (name, meta)
+        })
+        .filter(|(_, meta)| meta["kind"].as_str().unwrap().contains(kind))
+        .collect()
+}
+
+/// A vector's source SDP: an empty file stands for an empty session.
+fn parse_source(text: &str) -> Sdp {
+    if text.is_empty() {
+        Sdp::default()
+    } else {
+        Sdp::parse(text).unwrap()
+    }
+}
+
 fn packet(dir: &Path, name: &str) -> Vec<u8> {
     hex::decode(read(dir, name, "hex").trim()).unwrap()
 }
@@ -256,11 +277,7 @@ fn every_vector_file_is_covered() {
 #[test]
 fn sdp_vectors_decode_like_the_reference() {
     let Some(dir) = require_vectors() else { return };
-    for name in names(&dir) {
-        let meta = json(&dir, &name, "json");
-        if !meta["kind"].as_str().unwrap().contains("SDP") {
-            continue;
-        }
+    for (name, meta) in vectors_of(&dir, "SDP") {
         let bytes = packet(&dir, &name);
         assert_eq!(
             meta["sizes"]["packet_bytes"].as_u64().unwrap() as usize,
@@ -293,21 +310,13 @@ fn sdp_vectors_decode_like_the_reference() {
 #[test]
 fn sdp_vectors_encode_byte_identical() {
     let Some(dir) = require_vectors() else { return };
-    for name in names(&dir) {
-        let meta = json(&dir, &name, "json");
-        if !meta["kind"].as_str().unwrap().contains("SDP") {
-            continue;
-        }
+    for (name, meta) in vectors_of(&dir, "SDP") {
         let text = read(&dir, &name, "sdp");
         assert_eq!(
             meta["sizes"]["sdp_bytes"].as_u64().unwrap() as usize,
             text.len()
         );
-        let sdp = if text.is_empty() {
-            Sdp::default()
-        } else {
-            Sdp::parse(&text).unwrap()
-        };
+        let sdp = parse_source(&text);
         let opts = options(&meta["attrs_in"]);
         let ours = MiniSdp::from_sdp(&sdp, &opts).unwrap().encode().unwrap();
         let reference = packet(&dir, &name);
@@ -344,11 +353,7 @@ fn sdp_vectors_encode_byte_identical() {
 fn stop_vectors_round_trip() {
     let Some(dir) = require_vectors() else { return };
     let mut seen = 0;
-    for name in names(&dir) {
-        let meta = json(&dir, &name, "json");
-        if !meta["kind"].as_str().unwrap().contains("STP") {
-            continue;
-        }
+    for (name, meta) in vectors_of(&dir, "STP") {
         seen += 1;
         let bytes = packet(&dir, &name);
         let Packet::Stop(s) = minisdp::decode(&bytes).unwrap() else {
@@ -383,17 +388,9 @@ fn stop_vectors_round_trip() {
 #[test]
 fn sdp_vectors_in_the_extended_format() {
     let Some(dir) = require_vectors() else { return };
-    for name in names(&dir) {
-        let meta = json(&dir, &name, "json");
-        if !meta["kind"].as_str().unwrap().contains("SDP") {
-            continue;
-        }
+    for (name, meta) in vectors_of(&dir, "SDP") {
         let text = read(&dir, &name, "sdp");
-        let sdp = if text.is_empty() {
-            Sdp::default()
-        } else {
-            Sdp::parse(&text).unwrap()
-        };
+        let sdp = parse_source(&text);
         let mut opts = options(&meta["attrs_in"]);
         opts.version = WireVersion::Ext;
         let m = MiniSdp::from_sdp(&sdp, &opts).unwrap();

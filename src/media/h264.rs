@@ -54,6 +54,18 @@ impl NalHeader {
             nal_type: b & 0x1f,
         })
     }
+
+    /// Parses the header of a NAL unit that must be of type `expected` (an SPS, a PPS).
+    fn expect(nal: &[u8], expected: u8) -> Result<Self, H264Error> {
+        let h = Self::parse(nal)?;
+        if h.nal_type != expected {
+            return Err(H264Error::UnexpectedNalType {
+                expected,
+                found: h.nal_type,
+            });
+        }
+        Ok(h)
+    }
 }
 
 /// The type of a NAL unit (0 for an empty one).
@@ -111,13 +123,7 @@ fn ue_max(r: &mut BitReader<'_>, field: &'static str, max: u32) -> Result<u32, H
 impl Sps {
     /// Parses an SPS NAL unit (with its header byte, emulation prevention still in place).
     pub fn parse(nal: &[u8]) -> Result<Self, H264Error> {
-        let h = NalHeader::parse(nal)?;
-        if h.nal_type != nal_type::SPS {
-            return Err(H264Error::UnexpectedNalType {
-                expected: nal_type::SPS,
-                found: h.nal_type,
-            });
-        }
+        NalHeader::expect(nal, nal_type::SPS)?;
         // An SPS is a few dozen bytes; 1 KiB covers any real one (scaling lists included).
         let rbsp = unescape_rbsp(nal.get(1..).unwrap_or_default(), 1024);
         let mut r = BitReader::new(&rbsp);
@@ -242,13 +248,7 @@ pub struct Pps {
 
 impl Pps {
     pub fn parse(nal: &[u8]) -> Result<Self, H264Error> {
-        let h = NalHeader::parse(nal)?;
-        if h.nal_type != nal_type::PPS {
-            return Err(H264Error::UnexpectedNalType {
-                expected: nal_type::PPS,
-                found: h.nal_type,
-            });
-        }
+        NalHeader::expect(nal, nal_type::PPS)?;
         let rbsp = unescape_rbsp(nal.get(1..).unwrap_or_default(), 16);
         let mut r = BitReader::new(&rbsp);
         let pps_id = ue_max(&mut r, "pic_parameter_set_id", 255)?;
@@ -336,6 +336,33 @@ fn take_u16(data: &Bytes, pos: &mut usize) -> Option<u16> {
     Some(u16::from(take_u8(data, pos)?) << 8 | u16::from(take_u8(data, pos)?))
 }
 
+/// `count` parameter sets, each behind a 16-bit length, as avcC lists them.
+fn take_sets(data: &Bytes, pos: &mut usize, count: u8) -> Option<Vec<Bytes>> {
+    (0..count)
+        .map(|_| {
+            let len = take_u16(data, pos)?;
+            take(data, pos, usize::from(len))
+        })
+        .collect()
+}
+
+/// Writes parameter sets each behind a 16-bit length; `field` names the set in the error.
+fn put_sets<'a>(
+    out: &mut BytesMut,
+    sets: impl Iterator<Item = &'a Bytes>,
+    field: &'static str,
+) -> Result<(), H264Error> {
+    for s in sets {
+        let len = u16::try_from(s.len()).map_err(|_| H264Error::OutOfRange {
+            field,
+            value: u32::MAX,
+        })?;
+        out.put_u16(len);
+        out.put_slice(s);
+    }
+    Ok(())
+}
+
 impl AvcConfig {
     /// Parses an avcC record. Parameter sets are zero-copy slices of `data`.
     pub fn parse(data: &Bytes) -> Result<Self, H264Error> {
@@ -356,17 +383,9 @@ impl AvcConfig {
             });
         }
         let num_sps = take_u8(data, &mut pos).ok_or(t.clone())? & 0x1f;
-        let mut sps = Vec::new();
-        for _ in 0..num_sps {
-            let len = take_u16(data, &mut pos).ok_or(t.clone())?;
-            sps.push(take(data, &mut pos, usize::from(len)).ok_or(t.clone())?);
-        }
+        let sps = take_sets(data, &mut pos, num_sps).ok_or(t.clone())?;
         let num_pps = take_u8(data, &mut pos).ok_or(t.clone())?;
-        let mut pps = Vec::new();
-        for _ in 0..num_pps {
-            let len = take_u16(data, &mut pos).ok_or(t.clone())?;
-            pps.push(take(data, &mut pos, usize::from(len)).ok_or(t.clone())?);
-        }
+        let pps = take_sets(data, &mut pos, num_pps).ok_or(t)?;
         // Trailing high-profile fields (chroma format, bit depth, SPS ext) repeat the SPS: ignored.
         Ok(Self {
             profile_idc,
@@ -391,23 +410,9 @@ impl AvcConfig {
         out.put_u8(0xfc | 3);
         let n_sps = u8::try_from(sps.len().min(31)).unwrap_or(31);
         out.put_u8(0xe0 | n_sps);
-        for s in sps.iter().take(31) {
-            let len = u16::try_from(s.len()).map_err(|_| H264Error::OutOfRange {
-                field: "sps length",
-                value: u32::MAX,
-            })?;
-            out.put_u16(len);
-            out.put_slice(s);
-        }
+        put_sets(&mut out, sps.iter().take(31), "sps length")?;
         out.put_u8(u8::try_from(pps.len().min(255)).unwrap_or(255));
-        for p in pps.iter().take(255) {
-            let len = u16::try_from(p.len()).map_err(|_| H264Error::OutOfRange {
-                field: "pps length",
-                value: u32::MAX,
-            })?;
-            out.put_u16(len);
-            out.put_slice(p);
-        }
+        put_sets(&mut out, pps.iter().take(255), "pps length")?;
         if has_chroma_info(parsed.profile_idc) {
             out.put_u8(0xfc | (parsed.chroma_format_idc as u8 & 3));
             out.put_u8(0xf8 | (parsed.bit_depth_luma.saturating_sub(8) & 7));

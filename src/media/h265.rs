@@ -63,6 +63,18 @@ impl NalHeader {
             temporal_id_plus1: b & 7,
         })
     }
+
+    /// Parses the header of a NAL unit that must be of type `expected` (a VPS, SPS or PPS).
+    fn expect(nal: &[u8], expected: u8) -> Result<Self, H265Error> {
+        let h = Self::parse(nal)?;
+        if h.nal_type != expected {
+            return Err(H265Error::UnexpectedNalType {
+                expected,
+                found: h.nal_type,
+            });
+        }
+        Ok(h)
+    }
 }
 
 /// The type of a NAL unit (0 when shorter than a byte).
@@ -143,13 +155,7 @@ fn parse_ptl(
 
 /// The first field of a VPS: its id.
 pub fn vps_id(nal: &[u8]) -> Result<u32, H265Error> {
-    let h = NalHeader::parse(nal)?;
-    if h.nal_type != nal_type::VPS {
-        return Err(H265Error::UnexpectedNalType {
-            expected: nal_type::VPS,
-            found: h.nal_type,
-        });
-    }
+    NalHeader::expect(nal, nal_type::VPS)?;
     let b = nal.get(2).ok_or(H265Error::Bits(BitsError::Eof))?;
     Ok(u32::from(b >> 4))
 }
@@ -172,13 +178,7 @@ pub struct Sps {
 
 impl Sps {
     pub fn parse(nal: &[u8]) -> Result<Self, H265Error> {
-        let h = NalHeader::parse(nal)?;
-        if h.nal_type != nal_type::SPS {
-            return Err(H265Error::UnexpectedNalType {
-                expected: nal_type::SPS,
-                found: h.nal_type,
-            });
-        }
+        NalHeader::expect(nal, nal_type::SPS)?;
         let data = rbsp(nal, 256);
         let mut r = BitReader::new(&data);
         let vps_id = r.read_bits(4)?;
@@ -255,13 +255,7 @@ pub struct Pps {
 
 impl Pps {
     pub fn parse(nal: &[u8]) -> Result<Self, H265Error> {
-        let h = NalHeader::parse(nal)?;
-        if h.nal_type != nal_type::PPS {
-            return Err(H265Error::UnexpectedNalType {
-                expected: nal_type::PPS,
-                found: h.nal_type,
-            });
-        }
+        NalHeader::expect(nal, nal_type::PPS)?;
         let data = rbsp(nal, 16);
         let mut r = BitReader::new(&data);
         let pps_id = ue_max(&mut r, "pps_pic_parameter_set_id", 63)?;

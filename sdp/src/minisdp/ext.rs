@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::model::*;
 use super::v0::url_tail;
-use super::wire::{Reader, put_str16, utf8};
+use super::wire::{self, Reader, put_str16, utf8, within_limit};
 use super::{DecodeError, EXT_VERSION, EncodeError, URL_PREFIX};
 use crate::ExtensionUri;
 use crate::sdp::{CandidateType, Direction, Fingerprint, HashFunction};
@@ -163,13 +163,7 @@ pub fn encode(m: &MiniSdp) -> Result<Vec<u8>, EncodeError> {
     if let Some(t) = &m.ticket {
         put_tlv(&mut out, tlv::TICKET, t, "ticket")?;
     }
-    if out.len() > MAX_PACKET {
-        return Err(EncodeError::PacketTooLarge {
-            size: out.len(),
-            limit: MAX_PACKET,
-        });
-    }
-    Ok(out)
+    within_limit(out, MAX_PACKET)
 }
 
 fn count(n: usize, field: &'static str) -> Result<u8, EncodeError> {
@@ -532,36 +526,14 @@ fn decode_params(c: &mut MiniCodec, params: &[u8]) -> Result<(), DecodeError> {
 
 /// Writes an extended-format stop packet: header, status, seq, `str16` svrsig, `str16` auth.
 pub fn encode_stop(s: &StopPacket) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Vec::with_capacity(16 + s.svrsig.len() + s.auth.len());
-    out.extend_from_slice(&[0xFF, b'S', b'T', b'P', EXT_VERSION]);
-    out.extend_from_slice(&s.status.0.to_be_bytes());
-    out.extend_from_slice(&s.seq.to_be_bytes());
-    put_str16(&mut out, s.svrsig.as_bytes(), "svrsig")?;
-    put_str16(&mut out, &s.auth, "auth")?;
-    if out.len() > MAX_PACKET {
-        return Err(EncodeError::PacketTooLarge {
-            size: out.len(),
-            limit: MAX_PACKET,
-        });
-    }
-    Ok(out)
+    wire::encode_stop(s, EXT_VERSION, MAX_PACKET, |out| {
+        put_str16(out, &s.auth, "auth")
+    })
 }
 
 /// Parses an extended-format stop packet (magic and version already checked).
 pub fn decode_stop(buf: &[u8]) -> Result<StopPacket, DecodeError> {
-    let mut r = Reader::new(buf);
-    r.bytes(5, "header")?;
-    let status = Status(r.u16("status")?);
-    let seq = r.u16("seq")?;
-    let svrsig = utf8(r.str16("svrsig")?, "svrsig")?;
-    let auth = r.str16("auth")?.to_vec();
-    Ok(StopPacket {
-        version: WireVersion::Ext,
-        status,
-        seq,
-        svrsig,
-        auth,
-    })
+    wire::decode_stop(buf, WireVersion::Ext, |r| Ok(r.str16("auth")?.to_vec()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::model::*;
-use super::wire::{Reader, put_str16, utf8};
+use super::wire::{self, Reader, put_str16, utf8, within_limit};
 use super::{DecodeError, EncodeError, URL_PREFIX};
 use crate::ExtensionUri;
 use crate::sdp::{CandidateType, Direction, Fingerprint};
@@ -21,7 +21,6 @@ pub const MAX_PACKET: usize = 1400;
 pub const MAX_URL: usize = 1200;
 /// Fixed header length.
 pub const HEADER_LEN: usize = 29;
-const STOP_MIN: usize = 27;
 
 fn role_bits(r: DtlsRole) -> u8 {
     match r {
@@ -66,11 +65,7 @@ pub fn encode(m: &MiniSdp) -> Result<Vec<u8>, EncodeError> {
             max: 1,
         });
     }
-    if !m.auth.is_empty() && m.auth.len() != 16 {
-        return Err(EncodeError::Unrepresentable(
-            "auth token other than 16 bytes",
-        ));
-    }
+    check_auth(&m.auth)?;
     match (m.kind, m.status.is_ok()) {
         (SdpKind::Offer, false) => {
             return Err(EncodeError::Unrepresentable(
@@ -137,21 +132,11 @@ pub fn encode(m: &MiniSdp) -> Result<Vec<u8>, EncodeError> {
         .unwrap_or_default();
     put_str16(&mut out, fp.as_bytes(), "fingerprint")?;
     put_str16(&mut out, m.svrsig.as_bytes(), "svrsig")?;
-    if m.auth.is_empty() {
-        out.extend_from_slice(&[0; 16]);
-    } else {
-        out.extend_from_slice(&m.auth);
-    }
+    put_auth(&mut out, &m.auth);
     if let Some(pp) = m.push_pull {
         out.push(u8::from(pp == PushPull::Push));
     }
-    if out.len() > MAX_PACKET {
-        return Err(EncodeError::PacketTooLarge {
-            size: out.len(),
-            limit: MAX_PACKET,
-        });
-    }
-    Ok(out)
+    within_limit(out, MAX_PACKET)
 }
 
 /// The URL without `webrtc://`, after the length checks both versions share.
@@ -317,12 +302,7 @@ pub fn decode(buf: &[u8]) -> Result<MiniSdp, DecodeError> {
         Some(Fingerprint::parse(&fp_text).map_err(|_| DecodeError::InvalidFingerprint)?)
     };
     let svrsig = utf8(r.str16("svrsig")?, "svrsig")?;
-    let auth_bytes = r.bytes(16, "auth")?;
-    let auth = if auth_bytes.iter().all(|b| *b == 0) {
-        Vec::new()
-    } else {
-        auth_bytes.to_vec()
-    };
+    let auth = read_auth(&mut r)?;
     let push_pull = if r.remaining() > 0 {
         Some(if r.u8("push")? & 1 == 1 {
             PushPull::Push
@@ -441,48 +421,45 @@ fn decode_media(r: &mut Reader<'_>, aac_fmtp: bool) -> Result<MiniMedia, DecodeE
 
 /// Writes a v0 stop packet.
 pub fn encode_stop(s: &StopPacket) -> Result<Vec<u8>, EncodeError> {
-    if !s.auth.is_empty() && s.auth.len() != 16 {
-        return Err(EncodeError::Unrepresentable(
-            "auth token other than 16 bytes",
-        ));
-    }
-    let mut out = Vec::with_capacity(STOP_MIN + s.svrsig.len());
-    out.extend_from_slice(&[0xFF, b'S', b'T', b'P', 0]);
-    out.extend_from_slice(&s.status.0.to_be_bytes());
-    out.extend_from_slice(&s.seq.to_be_bytes());
-    put_str16(&mut out, s.svrsig.as_bytes(), "svrsig")?;
-    if s.auth.is_empty() {
-        out.extend_from_slice(&[0; 16]);
-    } else {
-        out.extend_from_slice(&s.auth);
-    }
-    if out.len() > MAX_PACKET {
-        return Err(EncodeError::PacketTooLarge {
-            size: out.len(),
-            limit: MAX_PACKET,
-        });
-    }
-    Ok(out)
+    check_auth(&s.auth)?;
+    wire::encode_stop(s, 0, MAX_PACKET, |out| {
+        put_auth(out, &s.auth);
+        Ok(())
+    })
 }
 
 /// Parses a v0 stop packet (magic already checked).
 pub fn decode_stop(buf: &[u8]) -> Result<StopPacket, DecodeError> {
-    let mut r = Reader::new(buf);
-    r.bytes(5, "header")?;
-    let status = Status(r.u16("status")?);
-    let seq = r.u16("seq")?;
-    let svrsig = utf8(r.str16("svrsig")?, "svrsig")?;
+    wire::decode_stop(buf, WireVersion::V0, read_auth)
+}
+
+/// v0 has a fixed 16-byte auth field, all zeros when there is no token: any other length
+/// cannot be written.
+fn check_auth(auth: &[u8]) -> Result<(), EncodeError> {
+    if !auth.is_empty() && auth.len() != 16 {
+        return Err(EncodeError::Unrepresentable(
+            "auth token other than 16 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the 16-byte auth field ([`check_auth`] has passed): zeros stand for no token.
+fn put_auth(out: &mut Vec<u8>, auth: &[u8]) {
+    if auth.is_empty() {
+        out.extend_from_slice(&[0; 16]);
+    } else {
+        out.extend_from_slice(auth);
+    }
+}
+
+/// Reads the 16-byte auth field; all zeros decode to no token.
+fn read_auth(r: &mut Reader<'_>) -> Result<Vec<u8>, DecodeError> {
     let auth = r.bytes(16, "auth")?;
-    Ok(StopPacket {
-        version: WireVersion::V0,
-        status,
-        seq,
-        svrsig,
-        auth: if auth.iter().all(|b| *b == 0) {
-            Vec::new()
-        } else {
-            auth.to_vec()
-        },
+    Ok(if auth.iter().all(|b| *b == 0) {
+        Vec::new()
+    } else {
+        auth.to_vec()
     })
 }
 

@@ -4,7 +4,7 @@
 //! what is left before anything is allocated, so hostile input can neither panic nor make
 //! us allocate more than the datagram it came in.
 
-use super::DecodeError;
+use super::{DecodeError, EncodeError, STP_MAGIC, Status, StopPacket, WireVersion};
 
 pub(super) struct Reader<'a> {
     buf: &'a [u8],
@@ -85,14 +85,66 @@ pub(super) fn put_str16(
     out: &mut Vec<u8>,
     v: &[u8],
     field: &'static str,
-) -> Result<(), super::EncodeError> {
-    let n = u16::try_from(v.len()).map_err(|_| super::EncodeError::TooLong {
+) -> Result<(), EncodeError> {
+    let n = u16::try_from(v.len()).map_err(|_| EncodeError::TooLong {
         field,
         max: u16::MAX as usize,
     })?;
     out.extend_from_slice(&n.to_be_bytes());
     out.extend_from_slice(v);
     Ok(())
+}
+
+/// Hands back the finished packet, or refuses it when it is larger than the version's `limit`:
+/// miniSDP is one datagram and must not be IP-fragmented.
+pub(super) fn within_limit(out: Vec<u8>, limit: usize) -> Result<Vec<u8>, EncodeError> {
+    if out.len() > limit {
+        return Err(EncodeError::PacketTooLarge {
+            size: out.len(),
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes a stop packet. Both versions lay it out as magic, version byte, status, seq and a
+/// `str16` svrsig; only the auth token that follows differs, so `put_auth` writes that.
+pub(super) fn encode_stop(
+    s: &StopPacket,
+    version: u8,
+    limit: usize,
+    put_auth: impl FnOnce(&mut Vec<u8>) -> Result<(), EncodeError>,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(32 + s.svrsig.len() + s.auth.len());
+    out.extend_from_slice(&STP_MAGIC);
+    out.push(version);
+    out.extend_from_slice(&s.status.0.to_be_bytes());
+    out.extend_from_slice(&s.seq.to_be_bytes());
+    put_str16(&mut out, s.svrsig.as_bytes(), "svrsig")?;
+    put_auth(&mut out)?;
+    within_limit(out, limit)
+}
+
+/// Parses a stop packet laid out as [`encode_stop`] writes it (magic and version already
+/// checked by the caller); `read_auth` reads the version's auth token.
+pub(super) fn decode_stop(
+    buf: &[u8],
+    version: WireVersion,
+    read_auth: impl FnOnce(&mut Reader<'_>) -> Result<Vec<u8>, DecodeError>,
+) -> Result<StopPacket, DecodeError> {
+    let mut r = Reader::new(buf);
+    r.bytes(5, "header")?;
+    let status = Status(r.u16("status")?);
+    let seq = r.u16("seq")?;
+    let svrsig = utf8(r.str16("svrsig")?, "svrsig")?;
+    let auth = read_auth(&mut r)?;
+    Ok(StopPacket {
+        version,
+        status,
+        seq,
+        svrsig,
+        auth,
+    })
 }
 
 #[cfg(test)]

@@ -67,6 +67,19 @@ impl Default for VideoTrack {
     }
 }
 
+impl VideoTrack {
+    /// Fixes the track's codec at its first coded frame: a stream that later switches codec
+    /// without a new sequence header is refused rather than mis-parsed.
+    fn adopt_codec(&mut self, codec: Codec) -> Result<(), FlvError> {
+        match self.codec {
+            None => self.codec = Some(codec),
+            Some(c) if c != codec => return Err(FlvError::CodecMismatch),
+            Some(_) => {}
+        }
+        Ok(())
+    }
+}
+
 /// The parameter sets in force, by id (H.264 has no VPS). Bounded by the id ranges the parsers
 /// enforce (VPS ≤ 15, SPS ≤ 31, PPS ≤ 255).
 #[derive(Debug, Default)]
@@ -385,13 +398,8 @@ impl TagDemuxer {
         cts: i32,
         data: Bytes,
     ) -> Result<(), FlvError> {
-        let v = &mut self.video;
-        match v.codec {
-            None => v.codec = Some(codec),
-            Some(c) if c != codec => return Err(FlvError::CodecMismatch),
-            Some(_) => {}
-        }
-        let nalus = split_nalus(&data, v.length_size)?;
+        self.video.adopt_codec(codec)?;
+        let nalus = split_nalus(&data, self.video.length_size)?;
         if nalus.is_empty() {
             return Ok(());
         }
@@ -409,12 +417,7 @@ impl TagDemuxer {
         cts: i32,
         nalus: Vec<Bytes>,
     ) -> Result<(), FlvError> {
-        let v = &mut self.video;
-        match v.codec {
-            None => v.codec = Some(codec),
-            Some(c) if c != codec => return Err(FlvError::CodecMismatch),
-            Some(_) => {}
-        }
+        self.video.adopt_codec(codec)?;
         let nalus: Vec<Bytes> = nalus.into_iter().filter(|n| !n.is_empty()).collect();
         if nalus.is_empty() {
             return Ok(());

@@ -7,34 +7,41 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::DepacketizeError;
 use crate::media::{Codec, FrameKind};
 use crate::rtp::RtpView;
-use crate::rtp::packetize::{h264, h265};
+use crate::rtp::packetize::NalCodec;
+use crate::rtp::packetize::h264::{self, H264};
+use crate::rtp::packetize::h265::{self, H265};
 
 /// An open fragmented NAL unit.
 #[derive(Default)]
 struct Fragments(Option<BytesMut>);
 
 impl Fragments {
-    fn fragment(
+    /// Adds one FU packet: a start fragment opens a NAL unit (with its header rebuilt from the
+    /// payload and FU headers), an end fragment completes it into `nals`.
+    fn fragment<C: NalCodec>(
         &mut self,
-        header: &[u8],
-        body: &[u8],
-        start: bool,
-        end: bool,
+        payload: &[u8],
         nals: &mut Vec<Bytes>,
     ) -> Result<(), DepacketizeError> {
-        if start {
+        let Some(&fu_header) = payload.get(C::HEADER_LEN) else {
+            return Err(DepacketizeError::TruncatedFragment);
+        };
+        let body = &payload[C::FU_OVERHEAD..];
+        if fu_header & 0x80 != 0 {
             if self.0.is_some() {
                 return Err(DepacketizeError::NestedFragment);
             }
-            let mut b = BytesMut::with_capacity(header.len() + body.len() * 4);
-            b.put_slice(header);
+            let mut b = BytesMut::with_capacity(C::HEADER_LEN + body.len() * 4);
+            C::write_unfragmented_header(payload, fu_header, &mut b);
             self.0 = Some(b);
         }
         let Some(open) = self.0.as_mut() else {
             return Err(DepacketizeError::FragmentWithoutStart);
         };
         open.put_slice(body);
-        if end && let Some(done) = self.0.take() {
+        if fu_header & 0x40 != 0
+            && let Some(done) = self.0.take()
+        {
             nals.push(done.freeze());
         }
         Ok(())
@@ -74,136 +81,41 @@ fn aggregate(
     Ok(())
 }
 
-/// What one RTP payload of a NAL-unit format carries.
-enum Unit {
-    /// One whole NAL unit: the payload itself.
-    Single,
-    /// An aggregation packet: `(u16 size, NAL unit)*` after a `skip`-byte header, each unit at
-    /// least `min_nal` bytes.
-    Aggregate { skip: usize, min_nal: usize },
-    /// A fragment: the reassembled unit starts with `header[..header_len]`, this fragment's
-    /// body starts at `body`.
-    Fragment {
-        header: [u8; 2],
-        header_len: usize,
-        body: usize,
-        start: bool,
-        end: bool,
-    },
-}
-
-/// The two formats differ only in their header layouts (RFC 6184 §5.8 FU-A, RFC 7798 §4.4.3
-/// FU); splitting and reassembly are shared.
-trait NalFormat {
-    /// Shortest payload: the payload header.
-    const MIN_PAYLOAD: usize;
-    fn unit(payload: &[u8]) -> Result<Unit, DepacketizeError>;
-}
-
-/// H.264, packetization mode 1: single NAL unit, STAP-A, FU-A.
-struct H264;
-
-impl NalFormat for H264 {
-    const MIN_PAYLOAD: usize = 1;
-
-    fn unit(payload: &[u8]) -> Result<Unit, DepacketizeError> {
-        let b0 = payload[0];
-        match h264::nal_type(b0) {
-            1..=23 => Ok(Unit::Single),
-            h264::STAP_A => Ok(Unit::Aggregate {
-                skip: 1,
-                min_nal: 1,
-            }),
-            h264::FU_A => {
-                let &fuh = payload.get(1).ok_or(DepacketizeError::TruncatedFragment)?;
-                Ok(Unit::Fragment {
-                    header: [(b0 & 0xE0) | (fuh & 0x1F), 0],
-                    header_len: 1,
-                    body: 2,
-                    start: fuh & 0x80 != 0,
-                    end: fuh & 0x40 != 0,
-                })
-            }
-            t => Err(DepacketizeError::UnsupportedPacketType(t)),
-        }
-    }
-}
-
-/// H.265 without DONL: single NAL unit, AP, FU.
-struct H265;
-
-impl NalFormat for H265 {
-    const MIN_PAYLOAD: usize = 2;
-
-    fn unit(payload: &[u8]) -> Result<Unit, DepacketizeError> {
-        let (b0, b1) = (payload[0], payload[1]);
-        match h265::nal_type(b0) {
-            0..=47 => Ok(Unit::Single),
-            h265::AP => Ok(Unit::Aggregate {
-                skip: 2,
-                min_nal: 2,
-            }),
-            h265::FU => {
-                let &fuh = payload.get(2).ok_or(DepacketizeError::TruncatedFragment)?;
-                Ok(Unit::Fragment {
-                    header: [(b0 & 0x81) | ((fuh & 0x3F) << 1), b1],
-                    header_len: 2,
-                    body: 3,
-                    start: fuh & 0x80 != 0,
-                    end: fuh & 0x40 != 0,
-                })
-            }
-            t => Err(DepacketizeError::UnsupportedPacketType(t)),
-        }
-    }
-}
-
-fn depacketize<F: NalFormat>(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
-    let mut nals = Vec::new();
-    let mut fu = Fragments::default();
-    for p in packets {
-        let payload = &p.payload;
-        if payload.len() < F::MIN_PAYLOAD {
-            return Err(DepacketizeError::EmptyPayload(p.sequence));
-        }
-        match F::unit(payload)? {
-            Unit::Single => {
-                fu.check_closed()?;
-                nals.push(payload.clone());
-            }
-            Unit::Aggregate { skip, min_nal } => {
-                fu.check_closed()?;
-                aggregate(payload, skip, min_nal, &mut nals)?;
-            }
-            Unit::Fragment {
-                header,
-                header_len,
-                body,
-                start,
-                end,
-            } => fu.fragment(
-                &header[..header_len],
-                &payload[body..],
-                start,
-                end,
-                &mut nals,
-            )?,
-        }
-    }
-    if fu.0.is_some() {
-        return Err(DepacketizeError::UnterminatedFragment);
-    }
-    Ok(nals)
-}
-
 /// H.264 packets (mode 1: single NAL, STAP-A, FU-A) to NAL units.
 pub(super) fn h264(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
-    depacketize::<H264>(packets)
+    nal_units::<H264>(packets)
 }
 
 /// H.265 packets (single NAL, AP, FU; no DONL) to NAL units.
 pub(super) fn h265(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
-    depacketize::<H265>(packets)
+    nal_units::<H265>(packets)
+}
+
+/// Single NAL unit, aggregation and fragmentation packets to NAL units: the same three payload
+/// structures in both formats, which differ only in header layout ([`NalCodec`]).
+fn nal_units<C: NalCodec>(packets: &[RtpView]) -> Result<Vec<Bytes>, DepacketizeError> {
+    let mut nals = Vec::new();
+    let mut fu = Fragments::default();
+    for p in packets {
+        let payload = &p.payload;
+        let Some(header) = payload.get(..C::HEADER_LEN) else {
+            return Err(DepacketizeError::EmptyPayload(p.sequence));
+        };
+        let t = C::nal_type(header[0]);
+        if C::can_be_single(payload) {
+            fu.check_closed()?;
+            nals.push(payload.clone());
+        } else if t == C::AGG_TYPE {
+            fu.check_closed()?;
+            aggregate(payload, C::HEADER_LEN, C::HEADER_LEN, &mut nals)?;
+        } else if t == C::FU_TYPE {
+            fu.fragment::<C>(payload, &mut nals)?;
+        } else {
+            return Err(DepacketizeError::UnsupportedPacketType(t));
+        }
+    }
+    fu.check_closed()?;
+    Ok(nals)
 }
 
 /// The frame kind from NAL unit types, when frame-type was not negotiated: IDR (H.264) or IRAP

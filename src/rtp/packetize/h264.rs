@@ -26,6 +26,12 @@ impl NalCodec for H264 {
     const HEADER_LEN: usize = 1;
     const FU_OVERHEAD: usize = 2;
     const AGG_HEADER_LEN: usize = 1;
+    const AGG_TYPE: u8 = STAP_A;
+    const FU_TYPE: u8 = FU_A;
+
+    fn nal_type(header0: u8) -> u8 {
+        nal_type(header0)
+    }
 
     fn is_parameter_set(nal: &[u8]) -> bool {
         matches!(nal.first().map(|&b| nal_type(b)), Some(SPS | PPS))
@@ -47,5 +53,10 @@ impl NalCodec for H264 {
     fn write_fu_header(nal: &[u8], start: bool, end: bool, buf: &mut BytesMut) {
         buf.put_u8((nal[0] & 0xE0) | FU_A);
         buf.put_u8(if start { 0x80 } else { 0 } | if end { 0x40 } else { 0 } | nal_type(nal[0]));
+    }
+
+    fn write_unfragmented_header(payload: &[u8], fu_header: u8, buf: &mut BytesMut) {
+        // F and NRI from the FU indicator, the type from the FU header.
+        buf.put_u8((payload[0] & 0xE0) | nal_type(fu_header));
     }
 }

@@ -31,6 +31,12 @@ impl NalCodec for H265 {
     const HEADER_LEN: usize = 2;
     const FU_OVERHEAD: usize = 3;
     const AGG_HEADER_LEN: usize = 2;
+    const AGG_TYPE: u8 = AP;
+    const FU_TYPE: u8 = FU;
+
+    fn nal_type(header0: u8) -> u8 {
+        nal_type(header0)
+    }
 
     fn is_parameter_set(nal: &[u8]) -> bool {
         matches!(nal.first().map(|&b| nal_type(b)), Some(VPS | SPS | PPS))
@@ -58,5 +64,11 @@ impl NalCodec for H265 {
         buf.put_u8((nal[0] & 0x81) | (FU << 1));
         buf.put_u8(nal[1]);
         buf.put_u8(if start { 0x80 } else { 0 } | if end { 0x40 } else { 0 } | nal_type(nal[0]));
+    }
+
+    fn write_unfragmented_header(payload: &[u8], fu_header: u8, buf: &mut BytesMut) {
+        // F and LayerId from the payload header, the type from the FU header, TID as is.
+        buf.put_u8((payload[0] & 0x81) | ((fu_header & 0x3F) << 1));
+        buf.put_u8(payload[1]);
     }
 }

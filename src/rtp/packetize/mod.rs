@@ -25,6 +25,7 @@ mod video;
 mod writer;
 
 pub use audio::{AacMode, AudioPacketizer, AudioPacketizerConfig};
+pub(crate) use video::NalCodec;
 pub use video::{VIDEO_CLOCK_RATE, VideoPacketizer, VideoPacketizerConfig};
 
 use crate::media::Codec;

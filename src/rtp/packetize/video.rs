@@ -13,7 +13,8 @@ use crate::rtp::ext::{ExtensionIds, FrameSeqRange, FrameType};
 /// The 90 kHz clock of every video payload format.
 pub const VIDEO_CLOCK_RATE: u32 = 90_000;
 
-/// What differs between H.264 and H.265 packetization.
+/// What differs between the H.264 (RFC 6184) and H.265 (RFC 7798) payload formats. The
+/// packetizer here and the depacketizer (`rtp::depacketize`) are written once over it.
 pub(crate) trait NalCodec {
     /// Bytes of NAL unit header.
     const HEADER_LEN: usize;
@@ -21,11 +22,20 @@ pub(crate) trait NalCodec {
     const FU_OVERHEAD: usize;
     /// Payload header of an aggregation packet (each unit then adds a 2-byte size).
     const AGG_HEADER_LEN: usize;
+    /// Payload type (in the NAL unit type field) of an aggregation packet: STAP-A or AP.
+    const AGG_TYPE: u8;
+    /// Payload type of a fragmentation unit: FU-A or FU.
+    const FU_TYPE: u8;
+    /// `nal_unit_type` from the first byte of a NAL unit or payload header.
+    fn nal_type(header0: u8) -> u8;
     fn is_parameter_set(nal: &[u8]) -> bool;
     /// Whether the NAL unit type may be sent as a single NAL unit packet.
     fn can_be_single(nal: &[u8]) -> bool;
     fn write_agg_header(nals: &[Bytes], buf: &mut BytesMut);
     fn write_fu_header(nal: &[u8], start: bool, end: bool, buf: &mut BytesMut);
+    /// The inverse of [`write_fu_header`](Self::write_fu_header): writes the header of the
+    /// fragmented NAL unit, rebuilt from a fragment's payload header and FU header.
+    fn write_unfragmented_header(payload: &[u8], fu_header: u8, buf: &mut BytesMut);
 }
 
 /// Configuration of one video track's packetizer.
