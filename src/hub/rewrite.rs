@@ -21,6 +21,7 @@
 
 use crate::media::TrackKind;
 use crate::rtp::MediaPacket;
+use crate::rtp::ext::{RtmExt, shift_time_values};
 
 /// Output values for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +40,10 @@ pub struct Rewrite {
 
 impl Rewrite {
     /// Patches a copy of `pkt.bytes` (same length) in place: sequence number, timestamp,
-    /// optionally SSRC, and the frame-seq-range extension if the packet carries one. Returns
-    /// false (and leaves `buf` partly patched) if `buf` is too short for what `pkt` says.
+    /// optionally SSRC, the frame-seq-range extension if the packet carries one, and the
+    /// decoding- and reference-frame-timestamp extensions (stream ids), which share the RTP
+    /// timestamp's origin and so move with it. Returns false (and leaves `buf` partly patched)
+    /// if `buf` is too short for what `pkt` says or its extension block is malformed.
     pub fn apply(&self, pkt: &MediaPacket, buf: &mut [u8], ssrc: Option<u32>) -> bool {
         let ok = put(buf, 2, &self.seq.to_be_bytes()) && put(buf, 4, &self.timestamp.to_be_bytes());
         if !ok {
@@ -63,7 +66,11 @@ impl Rewrite {
                 }
             }
         }
-        true
+        let ids = [
+            RtmExt::DecodingTimestamp.default_id(),
+            RtmExt::ReferenceFrameTimestamp.default_id(),
+        ];
+        shift_time_values(buf, ids, self.timestamp.wrapping_sub(pkt.timestamp))
     }
 }
 
@@ -350,5 +357,29 @@ mod tests {
         );
         assert_eq!(&buf[12..16], &[0x00, 0x02, 0x00, 0x05]);
         assert!(!rw.apply(&p, &mut buf[..10], None));
+    }
+
+    #[test]
+    fn apply_moves_the_time_extensions_with_the_timestamp() {
+        // Two-byte block: 18 (DTS) = 0x0F00, 23 (reference) = 0x0E00.
+        let mut b = vec![0x90, 96, 0, 1, 0, 0, 0x0F, 0x30, 0, 0, 0, 1];
+        b.extend_from_slice(&[0x10, 0x00, 0, 3]);
+        b.extend_from_slice(&[18, 4, 0, 0, 0x0F, 0, 23, 4, 0, 0, 0x0E, 0]);
+        let p = MediaPacket {
+            bytes: Bytes::from(b),
+            seq_range_offset: None,
+            timestamp: 0x0F30,
+            ..pkt(TrackKind::Video, 1, 0x0F30, 0)
+        };
+        let rw = Rewrite {
+            seq: 9,
+            timestamp: 0x1030,
+            seq_delta: 8,
+            dts_shift_ms: 0,
+        };
+        let mut buf = p.bytes.to_vec();
+        assert!(rw.apply(&p, &mut buf, None));
+        assert_eq!(&buf[18..22], &[0, 0, 0x10, 0], "DTS + 0x100");
+        assert_eq!(&buf[24..28], &[0, 0, 0x0F, 0], "reference + 0x100");
     }
 }

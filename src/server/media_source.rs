@@ -26,7 +26,6 @@ use crate::hub::{Continuity, JumpReason, Recv, Rewrite, SourceSeq, Stream, Subsc
 use crate::media::TrackKind;
 use crate::ops::Metrics;
 use crate::rtp::MediaPacket;
-use crate::rtp::ext::{RtmExt, shift_time_values};
 use crate::transport::MediaSource;
 use crate::transport::shard::MAX_PER_POLL;
 
@@ -177,18 +176,6 @@ impl HubSource {
         if !adjusted.apply(&pkt, &mut copy, None) {
             return None;
         }
-        // The time values, like the timestamp, as first sent less what the session adds.
-        let ids = [
-            RtmExt::DecodingTimestamp.default_id(),
-            RtmExt::ReferenceFrameTimestamp.default_id(),
-        ];
-        if !shift_time_values(
-            &mut copy,
-            ids,
-            adjusted.timestamp.wrapping_sub(pkt.timestamp),
-        ) {
-            return None;
-        }
         Some(MediaPacket {
             bytes: copy.freeze(),
             seq: (pkt.seq & !0xFFFF) | u64::from(adjusted.seq),
@@ -271,29 +258,9 @@ mod tests {
     use crate::hub::{Hub, HubConfig};
     use crate::media::FrameKind;
 
-    /// One-packet video frames: RTP header (seq, timestamp 3000 apart) and a payload naming
-    /// the sequence number.
+    /// A one-packet video frame of stream 0 (see [`tagged`]).
     fn frame(seq: u64, key: bool) -> MediaPacket {
-        let ts = seq as u32 * 3000;
-        let mut b = vec![0x80, 0x80 | 96];
-        b.extend_from_slice(&(seq as u16).to_be_bytes());
-        b.extend_from_slice(&ts.to_be_bytes());
-        b.extend_from_slice(&[0, 0, 0, 1, seq as u8]);
-        MediaPacket {
-            bytes: Bytes::from(b),
-            track: TrackKind::Video,
-            seq,
-            timestamp: ts,
-            marker: true,
-            frame_kind: if key {
-                FrameKind::Key
-            } else {
-                FrameKind::Inter
-            },
-            keyframe_start: key,
-            dts_ms: seq as i64 * 33,
-            seq_range_offset: None,
-        }
+        tagged(TrackKind::Video, 0, seq, key)
     }
 
     fn header(p: &MediaPacket) -> (u16, u32) {
