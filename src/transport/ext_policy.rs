@@ -9,6 +9,8 @@
 use bytes::BytesMut;
 use thiserror::Error;
 
+use crate::rtp::ext::block::locate;
+
 /// A malformed extension block in a shared packet (a packetizer bug, never network input).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 #[error("RTP header extension block is malformed")]
@@ -81,18 +83,17 @@ impl ExtensionPolicy {
         let map = match self {
             ExtensionPolicy::Keep => {
                 out.extend_from_slice(src);
-                return Ok(track_id.and_then(|id| find_value(src, header_len, id)));
+                return Ok(track_id.and_then(|id| find_value(src, id)));
             }
             ExtensionPolicy::Strip => None,
             ExtensionPolicy::Remap(map) => Some(map),
         };
-        let ext_hdr = src.get(header_len..header_len + 4).ok_or(ExtBlockError)?;
-        let profile = u16::from_be_bytes([ext_hdr[0], ext_hdr[1]]);
-        let words = usize::from(u16::from_be_bytes([ext_hdr[2], ext_hdr[3]]));
-        let body_start = header_len + 4;
-        let body_end = body_start + 4 * words;
-        let body = src.get(body_start..body_end).ok_or(ExtBlockError)?;
-        let payload = &src[body_end..];
+        let block = locate(src)
+            .map_err(|()| ExtBlockError)?
+            .ok_or(ExtBlockError)?;
+        let profile = block.profile;
+        let body = &src[block.data_start..block.data_end];
+        let payload = &src[block.data_end..];
         let Some(map) = map else {
             // Strip.
             out.extend_from_slice(&src[..header_len]);
@@ -184,15 +185,13 @@ fn for_each_element(
 }
 
 /// Offset in `src` of the value of element `id`, if present.
-fn find_value(src: &[u8], header_len: usize, id: u8) -> Option<usize> {
-    let ext = src.get(header_len..header_len + 4)?;
-    let profile = u16::from_be_bytes([ext[0], ext[1]]);
-    let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-    let body = src.get(header_len + 4..header_len + 4 + 4 * words)?;
+fn find_value(src: &[u8], id: u8) -> Option<usize> {
+    let block = locate(src).ok()??;
+    let body = &src[block.data_start..block.data_end];
     let mut found = None;
-    for_each_element(profile, body, |e, start, _| {
+    for_each_element(block.profile, body, |e, start, _| {
         if e == id && found.is_none() {
-            found = Some(header_len + 4 + start);
+            found = Some(block.data_start + start);
         }
     })
     .ok()?;

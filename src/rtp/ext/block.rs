@@ -18,6 +18,45 @@ pub const ONE_BYTE_MAX_ID: u8 = 14;
 /// The largest value the one-byte form can carry.
 pub const ONE_BYTE_MAX_LEN: usize = 16;
 
+/// Where the extension block sits in a raw RTP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located {
+    /// Length of the fixed header and CSRCs: the block starts here.
+    pub header_len: usize,
+    pub profile: u16,
+    /// The block's data (after its 4-byte header): `data_start..data_end` in the packet.
+    pub data_start: usize,
+    pub data_end: usize,
+}
+
+/// Finds the extension block of the RTP packet `pkt`: `Ok(None)` when the X bit is clear,
+/// `Err(())` when the packet is too short for its header, CSRCs or announced block.
+#[allow(clippy::result_unit_err)]
+pub fn locate(pkt: &[u8]) -> Result<Option<Located>, ()> {
+    let &b0 = pkt.first().ok_or(())?;
+    let header_len = 12 + 4 * usize::from(b0 & 0x0F);
+    if pkt.len() < header_len {
+        return Err(());
+    }
+    if b0 & 0x10 == 0 {
+        return Ok(None);
+    }
+    let ext = pkt.get(header_len..header_len + 4).ok_or(())?;
+    let profile = u16::from_be_bytes([ext[0], ext[1]]);
+    let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
+    let data_start = header_len + 4;
+    let data_end = data_start + 4 * words;
+    if pkt.len() < data_end {
+        return Err(());
+    }
+    Ok(Some(Located {
+        header_len,
+        profile,
+        data_start,
+        data_end,
+    }))
+}
+
 /// Errors of the generic block layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {

@@ -6,7 +6,7 @@
 //! same offset to them, or a player that times frames by DTS sees time jump. The composition
 //! time is a difference and stays.
 
-use super::block::Elements;
+use super::block::{Elements, locate};
 
 /// Adds `delta` (wrapping) to the 4-byte values of the elements `ids` (a packet's
 /// decoding-timestamp and reference-frame-timestamp ids, as that packet numbers them) in the
@@ -15,25 +15,16 @@ pub fn shift_time_values(pkt: &mut [u8], ids: [u8; 2], delta: u32) -> bool {
     if delta == 0 {
         return true;
     }
-    let Some(&b0) = pkt.first() else {
-        return false;
+    let block = match locate(pkt) {
+        Ok(Some(b)) => b,
+        Ok(None) => return true, // no extension block
+        Err(()) => return false,
     };
-    if b0 & 0x10 == 0 {
-        return true; // no extension block
-    }
-    let header_len = 12 + 4 * usize::from(b0 & 0x0F);
-    let Some(ext) = pkt.get(header_len..header_len + 4) else {
-        return false;
-    };
-    let profile = u16::from_be_bytes([ext[0], ext[1]]);
-    let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-    let data_start = header_len + 4;
-    let Some(data) = pkt.get(data_start..data_start + 4 * words) else {
-        return false;
-    };
+    let data_start = block.data_start;
+    let data = &pkt[data_start..block.data_end];
     // Offsets first (the iterator borrows the packet), then the patch.
     let mut at = [None::<usize>; 2];
-    let Ok(elements) = Elements::new(profile, data) else {
+    let Ok(elements) = Elements::new(block.profile, data) else {
         return true; // a profile we do not know carries none of ours
     };
     for e in elements {
