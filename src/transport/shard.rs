@@ -790,10 +790,8 @@ impl Shard {
         });
         self.pending += 1;
         if self.draining {
-            let at = self.slots[slot as usize]
-                .as_ref()
-                .map_or_else(Instant::now, |e| e.session.created_at());
-            self.mark_draining(slot, at);
+            // No notice is registered yet, so nothing is sent: only the state is set.
+            self.mark_draining(slot, snap.1);
         }
         self.rearm(slot);
         Ok(SessionId {
