@@ -167,6 +167,17 @@ impl Rooms {
         rooms.get(name).map(|s| Self::info(name, s))
     }
 
+    /// Whether room `name` can be created in `rooms`: not taken, and below `max_rooms`.
+    fn has_room_for(&self, rooms: &BTreeMap<String, Slot>, name: &str) -> Result<(), RoomError> {
+        if rooms.contains_key(name) {
+            return Err(RoomError::Exists);
+        }
+        if rooms.len() >= self.max_rooms {
+            return Err(RoomError::Limit);
+        }
+        Ok(())
+    }
+
     /// Creates room `name` showing `source` (pulled from the origin if the edge does not have
     /// it yet).
     pub fn create(
@@ -184,24 +195,15 @@ impl Rooms {
         if !valid_source(source) {
             return Err(RoomError::InvalidSource);
         }
-        {
-            let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
-            if rooms.contains_key(name) {
-                return Err(RoomError::Exists);
-            }
-            if rooms.len() >= self.max_rooms {
-                return Err(RoomError::Limit);
-            }
-        }
-        // Resolve outside the lock: it may start an origin pull.
+        self.has_room_for(
+            &self.rooms.read().unwrap_or_else(PoisonError::into_inner),
+            name,
+        )?;
+        // Resolve outside the lock: it may start an origin pull. Checked again under the
+        // write lock, as another create may have won meanwhile.
         let resolved = streams.resolve(source).map_err(source_error)?;
         let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
-        if rooms.contains_key(name) {
-            return Err(RoomError::Exists);
-        }
-        if rooms.len() >= self.max_rooms {
-            return Err(RoomError::Limit);
-        }
+        self.has_room_for(&rooms, name)?;
         let slot = Slot {
             room: Room::new(format!("{ROOM_APP}/{name}"), resolved.stream),
             source: source.to_owned(),
