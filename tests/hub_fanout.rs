@@ -395,16 +395,27 @@ async fn shard_task_wakes_on_notify_and_first_keyframe_is_awaitable() {
             let mut total = 0usize;
             loop {
                 notify.notified().await;
-                let mut closed = 0;
-                for sub in subs.iter_mut().filter(|s| s.has_pending()) {
-                    out.clear();
-                    match sub.poll(&mut out, 1_000) {
-                        Recv::Closed => closed += 1,
-                        r => total += r.count(),
+                // One permit may stand for several wake-ups (the last packets and the close
+                // together): drain until nothing moves before waiting again, or the close
+                // seen behind the last items would never be read.
+                loop {
+                    let (mut closed, mut moved) = (0, false);
+                    for sub in subs.iter_mut().filter(|s| s.has_pending()) {
+                        out.clear();
+                        match sub.poll(&mut out, 1_000) {
+                            Recv::Closed => closed += 1,
+                            r => {
+                                total += r.count();
+                                moved |= r.count() > 0;
+                            }
+                        }
                     }
-                }
-                if closed == subs.len() {
-                    return total;
+                    if closed == subs.len() {
+                        return total;
+                    }
+                    if !moved {
+                        break;
+                    }
                 }
             }
         })
